@@ -1,0 +1,47 @@
+"""The registry of backends: explicit names mapped to lazily imported classes, plus third-party entry points.
+
+Nothing here imports a runtime: `inferd.backends.get_backend("transformers")` imports torch only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+
+from .base import Backend, GeneratedToken, Generation, InputError, Model, StreamStep, TextGenerator
+
+BACKENDS: dict[str, str] = {
+    "transformers": "inferd.backends.transformers:TransformersBackend",
+}
+
+
+def available_backends() -> dict[str, str]:
+    found = dict(BACKENDS)
+    for ep in entry_points(group="inferd.backends"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+@cache
+def get_backend(name: str) -> Backend:
+    target = available_backends().get(name)
+    if target is None:
+        raise KeyError(f"Unknown backend '{name}'. Known: {', '.join(sorted(available_backends()))}.")
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls()
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "GeneratedToken",
+    "Generation",
+    "InputError",
+    "Model",
+    "StreamStep",
+    "TextGenerator",
+    "available_backends",
+    "get_backend",
+]

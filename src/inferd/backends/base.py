@@ -1,0 +1,113 @@
+"""The one interface a model runtime implements: load a model, predict a batch.
+
+A backend is constructed with no arguments and turns a catalogue entry into a `Model`. The server core is
+async; every method here is sync and runs in a worker thread (the server may keep one dedicated thread per
+model when a runtime needs it, e.g. llama.cpp).
+
+What a backend receives per input, by the task's InputKind (the server decodes the wire before):
+  TEXT -> str; IMAGE -> PIL.Image.Image (RGB); AUDIO -> inferd.tasks.Audio (mono float32, native rate);
+  TABLE -> dict[str, list[str]]; IMAGE_QUESTION -> {"image": PIL.Image, "question": str};
+  QUESTION_CONTEXT -> {"question", "context"}; TABLE_QUERY -> {"table", "query"};
+  SENTENCES -> {"source_sentence", "sentences"}; CONVERSATION -> {"text", "past_user_inputs", "generated_responses"}.
+What it returns per input is the task's result in the wire shape (servers.md §1.5 column b) with media left as
+objects: PIL images (text-to-image, image-to-image, segmentation masks) and inferd.tasks.Audio (text-to-speech,
+audio-to-audio blobs); the server encodes them per `Accept`. Text-classification returns the inner list
+[{label, score}]; the server adds the outer list. Feature-extraction returns a numpy array per input.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..catalogue import ModelEntry
+
+
+class InputError(ValueError):
+    """What the user sent cannot be used by this model (empty text, too long, wrong labels...).
+
+    The server answers it as a 4xx with this message; any other exception from a backend is the server's fault.
+    """
+
+
+@dataclass
+class GeneratedToken:
+    id: int
+    text: str
+    logprob: float | None = None
+    special: bool = False
+
+
+@dataclass
+class Generation:
+    """What a text generator produced for one prompt."""
+
+    text: str
+    tokens: list[GeneratedToken] = field(default_factory=list)
+    finish_reason: str = "length"  # "length" | "eos_token" | "stop_sequence"
+    prompt_tokens: int = 0
+    seed: int | None = None
+
+
+@dataclass
+class StreamStep:
+    """One streamed token; the last step of a stream carries the finish reason."""
+
+    token: GeneratedToken
+    finish_reason: str | None = None
+
+
+class Model(abc.ABC):
+    """A loaded model. `tasks` lists what it serves; `predict` answers a batch for one task."""
+
+    tasks: tuple[str, ...] = ()
+    # Shown in responses and /api/tasks when a task is served by an approximation of another model.
+    approximations: Mapping[str, str] = {}
+
+    @abc.abstractmethod
+    def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        """One result per input, in order. Raise InputError for inputs the model cannot take."""
+
+    def memory_bytes(self) -> int:
+        """Resident size, used by the server's memory-bounded LRU. 0 means unknown (counted as small)."""
+        return 0
+
+    def close(self) -> None:
+        """Free what the model holds; called when the server unloads it."""
+        return None
+
+
+class TextGenerator(Model):
+    """A model that generates text: the TGI and OpenAI protocols drive these."""
+
+    # Parameters the runtime honours; the server answers others with the `model_kwargs` 400 clients expect.
+    supported_parameters: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def generate(self, prompt: str, parameters: Mapping[str, Any]) -> Generation: ...
+
+    @abc.abstractmethod
+    def stream(self, prompt: str, parameters: Mapping[str, Any]) -> Iterator[StreamStep]: ...
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """Render OpenAI-style messages with the model's chat template."""
+        raise InputError("This model has no chat template.")
+
+    def count_tokens(self, text: str) -> int:
+        return 0
+
+    def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        return [{"generated_text": self.generate(str(i), parameters).text} for i in inputs]
+
+
+class Backend(abc.ABC):
+    """A model runtime (transformers, llama.cpp, ONNX Runtime...)."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def load(self, entry: ModelEntry, path: str) -> Model:
+        """Load the model whose files are at `path` (already resolved and hash-checked by the server)."""

