@@ -13,6 +13,19 @@ from .base import Backend, GeneratedToken, Generation, InputError, Model, Stream
 
 BACKENDS: dict[str, str] = {
     "transformers": "inferd.backends.transformers:TransformersBackend",
+    "sentence-transformers": "inferd.backends.sentence_transformers:SentenceTransformersBackend",
+    "vader": "inferd.backends.vader:VaderBackend",
+    "spacy": "inferd.backends.spacy:SpacyBackend",
+    "sklearn": "inferd.backends.sklearn:SklearnBackend",
+    "llama-cpp": "inferd.backends.llama_cpp:LlamaCppBackend",
+    "faster-whisper": "inferd.backends.faster_whisper:FasterWhisperBackend",
+    "piper": "inferd.backends.piper:PiperBackend",
+    "flite": "inferd.backends.flite:FliteBackend",
+    "silero-vad": "inferd.backends.silero_vad:SileroVadBackend",
+    "efficientnet": "inferd.backends.efficientnet:EfficientNetBackend",
+    "opencv-yolo": "inferd.backends.opencv_yolo:OpenCvYoloBackend",
+    "litert-segmentation": "inferd.backends.litert_segmentation:LiteRtSegmentationBackend",
+    "rapidocr": "inferd.backends.rapidocr:RapidOcrBackend",
 }
 
 

