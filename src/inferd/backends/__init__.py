@@ -36,11 +36,26 @@ def available_backends() -> dict[str, str]:
     return found
 
 
-@cache
+_REGISTERED: dict[str, Backend] = {}
+
+
+def register_backend(name: str, backend: Backend) -> None:
+    """Add (or replace) a backend instance by name: the in-process twin of the `inferd.backends` entry point."""
+    _REGISTERED[name] = backend
+
+
 def get_backend(name: str) -> Backend:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    return _load_backend(name)
+
+
+@cache
+def _load_backend(name: str) -> Backend:
     target = available_backends().get(name)
     if target is None:
-        raise KeyError(f"Unknown backend '{name}'. Known: {', '.join(sorted(available_backends()))}.")
+        known = sorted({*available_backends(), *_REGISTERED})
+        raise KeyError(f"Unknown backend '{name}'. Known: {', '.join(known)}.")
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls()
@@ -57,4 +72,5 @@ __all__ = [
     "TextGenerator",
     "available_backends",
     "get_backend",
+    "register_backend",
 ]
