@@ -1,0 +1,229 @@
+"""`make run`: start `inferd serve` with the default models and call every task that has one.
+
+    python -m inferd.tour [--port 8080] [--no-wait]
+
+Each call goes through `inferd.InferenceClient`, as a user's code would. The speech and the segmentation mask
+are saved under ./tour-output/. The server keeps running until Ctrl-C (or exits at once with --no-wait).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OUT = Path("tour-output")
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"inferd serve exited with code {server.returncode}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        time.sleep(0.25)
+    raise SystemExit(f"inferd serve did not answer on {url}/health within {seconds:.0f} s")
+
+
+def _served_tasks(url: str) -> dict[str, str]:
+    with urllib.request.urlopen(f"{url}/api/tasks", timeout=10) as r:
+        tasks = json.load(r)
+    return {name: info["widgetModels"][0] for name, info in tasks.items() if info.get("widgetModels")}
+
+
+def _sample_photo() -> Any:
+    """A real photo shipped by a package (scikit-image's chelsea the cat), else a drawn one."""
+    from PIL import Image, ImageDraw
+
+    try:
+        from skimage import data
+
+        return Image.fromarray(data.chelsea())
+    except ImportError:
+        image = Image.new("RGB", (320, 240), "skyblue")
+        ImageDraw.Draw(image).ellipse((100, 60, 220, 180), fill="orange")
+        return image
+
+
+def _text_image(text: str) -> Any:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (640, 80), "white")
+    try:
+        font: Any = ImageFont.load_default(size=36)
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    ImageDraw.Draw(image).text((16, 16), text, fill="black", font=font)
+    return image
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if hasattr(value, "shape"):
+        return f"array{tuple(value.shape)} {value.dtype}"
+    if isinstance(value, bytes):
+        return f"<{len(value):,} bytes>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def tour(url: str) -> int:
+    from inferd import InferenceClient
+
+    OUT.mkdir(exist_ok=True)
+    served = _served_tasks(url)
+    client = InferenceClient(base_url=url, timeout=300)
+    photo = _sample_photo()
+    speech: dict[str, bytes] = {}
+
+    def text_to_speech() -> Any:
+        speech["audio"] = client.text_to_speech("The quick brown fox jumps over the lazy dog.")
+        (OUT / "speech.flac").write_bytes(speech["audio"])
+        return f"{len(speech['audio']):,} bytes of audio -> {OUT / 'speech.flac'}"
+
+    def image_segmentation() -> Any:
+        segments = client.image_segmentation(photo)
+        if segments:
+            segments[0]["mask"].save(OUT / "mask.png")
+        return [
+            {"label": s["label"], "score": s["score"], "mask": f"-> {OUT / 'mask.png'}"} for s in segments[:1]
+        ]
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("text-classification", lambda: client.text_classification("I love this movie!")),
+        (
+            "token-classification",
+            lambda: client.token_classification("Tim Cook met Angela Merkel in Berlin."),
+        ),
+        ("feature-extraction", lambda: client.feature_extraction("Today is a sunny day")),
+        (
+            "sentence-similarity",
+            lambda: client.sentence_similarity(
+                "Machine learning is so easy.", ["Deep learning is so straightforward.", "I like pizza."]
+            ),
+        ),
+        (
+            "zero-shot-classification",
+            lambda: client.zero_shot_classification(
+                "The central bank raised interest rates.", ["finance", "sports", "cooking"]
+            ),
+        ),
+        ("text-generation", lambda: client.text_generation("The capital of France is", max_new_tokens=12)),
+        (
+            "summarization",
+            lambda: client.summarization(
+                "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889 and is 330 metres tall."
+            ),
+        ),
+        (
+            "question-answering",
+            lambda: client.question_answering(
+                question="When was the Eiffel Tower completed?",
+                context="The Eiffel Tower was completed in 1889.",
+            ),
+        ),
+        ("text-to-speech", text_to_speech),
+        ("automatic-speech-recognition", lambda: client.automatic_speech_recognition(speech["audio"])),
+        ("audio-classification", lambda: client.audio_classification(speech["audio"])),
+        ("image-classification", lambda: client.image_classification(photo)[:3]),
+        ("object-detection", lambda: client.object_detection(photo)[:3]),
+        ("image-segmentation", image_segmentation),
+        ("image-to-text", lambda: client.image_to_text(_text_image("Invoice 4521: total 42 EUR"))),
+        (
+            "tabular-classification",
+            lambda: client.tabular_classification(
+                {
+                    "sepal length (cm)": ["5.1", "6.7"],
+                    "sepal width (cm)": ["3.5", "3.0"],
+                    "petal length (cm)": ["1.4", "5.2"],
+                    "petal width (cm)": ["0.2", "2.3"],
+                }
+            ),
+        ),
+    ]
+    print(f"\nTour of {url} ({len(served)} tasks served)\n")
+    failed = 0
+    for task, call in steps:
+        model = served.get(task)
+        if model is None:
+            print(f"- {task:<30} no model installed for this task (skipped)")
+            continue
+        if task in ("automatic-speech-recognition", "audio-classification") and "audio" not in speech:
+            print(f"- {task:<30} needs the text-to-speech output (skipped)")
+            continue
+        started = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:
+            failed += 1
+            print(f"! {task:<30} {type(exc).__name__}: {exc}")
+            continue
+        print(f"- {task:<30} {_short(result)}  [{model}, {time.perf_counter() - started:.2f} s]")
+    with contextlib.suppress(Exception):
+        chat = client.chat_completion(
+            [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24
+        )
+        print(f"- {'chat-completion':<30} {chat.choices[0].message.content!r}")
+    client.close()
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--no-wait", action="store_true", help="stop the server after the tour")
+    args = parser.parse_args(argv)
+    port = _free_port(args.port)
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "inferd", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    )
+    try:
+        _wait_ready(url, server)
+        failed = tour(url)
+        print(f"\ninferd is serving on {url}")
+        print(f'  curl {url}/models/<model-id> -d \'{{"inputs": "I love this movie"}}\'')
+        print(
+            f"  python -c \"from inferd import InferenceClient; print(InferenceClient(base_url='{url}')"
+            ".text_classification('I love this movie'))\""
+        )
+        print(f"  OpenAI clients: base_url='{url}/v1'   |   models and tasks: {url}/api/tasks")
+        if args.no_wait:
+            return 1 if failed else 0
+        print("Press Ctrl-C to stop.")
+        server.wait()
+        return server.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
