@@ -1,0 +1,249 @@
+"""Dynamic batching as one small object: turn `run(key, list) -> list` into `submit(key, items) -> items`.
+
+It knows nothing about models or protocols (the idea of Ray Serve's `batching.py`, the policy of TEI's queue):
+  * requests with an equal `key` (the engine uses task + parameters) share one `run` call;
+  * no timer by default: when the worker is free it takes everything waiting right now, up to
+    `max_batch_size` items; while a batch runs, new arrivals accumulate into the next one. Idle latency is
+    that of a batch of one; under load batches fill by themselves;
+  * a request carrying several items (a list of sentences to embed) counts as several items and is never split;
+  * a waiter whose caller has gone (cancelled future) is dropped before its batch runs;
+  * an error is fanned out to every waiter of the batch; a result list whose length differs from the inputs
+    fails the whole batch (results cannot be attributed safely);
+  * the queue is bounded: `submit` raises `QueueFullError` at once instead of waiting (the engine answers 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class QueueFullError(Exception):
+    """The batcher already holds `max_queue` requests."""
+
+
+class BatchMismatchError(RuntimeError):
+    """`run` returned a number of results different from the number of inputs."""
+
+
+@dataclass
+class BatchInfo:
+    """What one `run` call looked like; given to `on_batch` and copied into each waiter's `info` dict."""
+
+    key: Hashable
+    items: int
+    requests: int
+    run_s: float
+    queue_s: list[float] = field(default_factory=list)  # per request: submit -> start of its batch
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class _Waiter:
+    key: Hashable
+    inputs: list[Any]
+    future: asyncio.Future[list[Any]]
+    enqueued: float
+    info: dict[str, Any] | None
+
+
+RunFn = Callable[[Hashable, list[Any]], Awaitable[list[Any]]]
+
+
+class Batcher:
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.0,
+        max_queue: int = 256,
+        on_batch: Callable[[BatchInfo], None] | None = None,
+        split_on: Callable[[BaseException], bool] | None = None,
+    ) -> None:
+        """`split_on(exc)` true means "this error may come from one request's inputs": the batch is then re-run
+        one request at a time so that a bad input fails only its own request."""
+        self._run = run
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._split_on = split_on
+        self._queue: deque[_Waiter] = deque()
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._running = 0  # requests in the batch being run
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and self._running == 0
+
+    async def submit(
+        self, key: Hashable, inputs: Sequence[Any], info: dict[str, Any] | None = None
+    ) -> list[Any]:
+        """Results for `inputs`, one to one. `info`, when given, receives queue_s, run_s and batch_size."""
+        if self._closed:
+            raise RuntimeError("batcher is closed")
+        if len(self._queue) >= self.max_queue:
+            raise QueueFullError(f"{len(self._queue)} requests are already waiting")
+        waiter = _Waiter(
+            key, list(inputs), asyncio.get_running_loop().create_future(), time.monotonic(), info
+        )
+        self._queue.append(waiter)
+        self._wakeup.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="inferd-batcher")
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            # The caller went away: if the batch has not started, it never will for this request.
+            waiter.future.cancel()
+            try:
+                self._queue.remove(waiter)
+            except ValueError:
+                pass
+            raise
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(RuntimeError("batcher closed"))
+
+    def _take(self, batch: list[_Waiter], size: int) -> int:
+        """Move waiting requests with the head's key into `batch`, in arrival order, while they fit."""
+        kept: deque[_Waiter] = deque()
+        key = batch[0].key if batch else None
+        full = False
+        while self._queue:
+            waiter = self._queue.popleft()
+            if waiter.future.done():  # cancelled by its caller
+                continue
+            if full:
+                kept.append(waiter)
+                continue
+            if not batch:
+                key = waiter.key
+            if waiter.key != key:
+                kept.append(waiter)
+                continue
+            if batch and size + len(waiter.inputs) > self.max_batch_size:
+                full = True  # stop here to keep arrival order within a key
+                kept.append(waiter)
+                continue
+            batch.append(waiter)
+            size += len(waiter.inputs)
+        self._queue = kept
+        return size
+
+    async def _work(self) -> None:
+        while True:
+            batch: list[_Waiter] = []
+            size = self._take(batch, 0)
+            if not batch:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self.max_wait_s and size < self.max_batch_size:
+                size = await self._fill(batch, size)
+            await self._run_batch(batch)
+
+    async def _fill(self, batch: list[_Waiter], size: int) -> int:
+        """Only when max_wait_s > 0: wait a little for more requests of this key (Ray/Triton style)."""
+        deadline = batch[0].enqueued + self.max_wait_s
+        while size < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+            size = self._take(batch, size)
+        return size
+
+    async def _run_batch(self, batch: list[_Waiter]) -> None:
+        batch = [w for w in batch if not w.future.done()]
+        if not batch:
+            return
+        self._running = len(batch)
+        try:
+            if len(batch) > 1 and self._split_on is not None:
+                error = await self._run_group(batch, report=False)
+                if error is not None and self._split_on(error):
+                    for waiter in batch:
+                        if not waiter.future.done():
+                            await self._run_group([waiter])
+                    return
+                self._settle(batch, error)
+            else:
+                await self._run_group(batch)
+        finally:
+            self._running = 0
+
+    async def _run_group(self, batch: list[_Waiter], report: bool = True) -> BaseException | None:
+        """Run one batch; set results, or return the error (settled on the waiters when `report`)."""
+        start = time.monotonic()
+        inputs = [x for w in batch for x in w.inputs]
+        error: BaseException | None = None
+        results: list[Any] = []
+        try:
+            results = list(await self._run(batch[0].key, inputs))
+            if len(results) != len(inputs):
+                error = BatchMismatchError(f"batch of {len(inputs)} inputs returned {len(results)} results")
+                log.error("Batch for %r: %s", batch[0].key, error)
+        except asyncio.CancelledError:
+            for w in batch:
+                if not w.future.done():
+                    w.future.set_exception(RuntimeError("batch cancelled"))
+            raise
+        except Exception as exc:  # fanned out to the waiters; the worker keeps serving
+            error = exc
+        run_s = time.monotonic() - start
+        info = BatchInfo(
+            batch[0].key, len(inputs), len(batch), run_s, [start - w.enqueued for w in batch], error
+        )
+        for w, queue_s in zip(batch, info.queue_s, strict=True):
+            if w.info is not None:
+                w.info.update(queue_s=queue_s, run_s=run_s, batch_size=len(inputs))
+        if self._on_batch is not None:
+            try:
+                self._on_batch(info)
+            except Exception:
+                log.exception("on_batch hook failed")
+        if error is None:
+            offset = 0
+            for w in batch:
+                n = len(w.inputs)
+                if not w.future.done():
+                    w.future.set_result(results[offset : offset + n])
+                offset += n
+            return None
+        if report:
+            self._settle(batch, error)
+        return error
+
+    @staticmethod
+    def _settle(batch: list[_Waiter], error: BaseException | None) -> None:
+        if error is None:
+            return
+        for w in batch:
+            if not w.future.done():
+                w.future.set_exception(error)

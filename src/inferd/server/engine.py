@@ -1,0 +1,330 @@
+"""The engine: everything between an HTTP handler and a backend.
+
+    engine = Engine(catalogue, EngineSettings(max_memory_bytes=2 << 30))
+    await engine.start()
+    [result] = await engine.predict("my-model", "text-classification", ["I love it"], {})
+
+It owns the catalogue lookups, the model registry (lazy loads, LRU by memory), one batcher per loaded model and
+the mapping of every failure to a `ServerError`. Model code never runs on the event loop: each model has one
+dedicated thread (see generation.py). Protocol modules stay stateless and call only this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends import Generation, InputError, StreamStep, TextGenerator
+from ..catalogue import ModelEntry, model_home
+from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
+from .errors import ServerError, model_loading, overloaded
+from .registry import FAILED, LOADED, Registry, Slot
+from .sources import DigestCache, hub_cached_entry, valid_model_id
+from .stats import EngineStats, Timing
+
+log = logging.getLogger(__name__)
+
+# Set by the app around a call to learn this request's queue and inference time (x-queue-time headers);
+# a task started from the caller's (asyncio.wait_for) sees the same Timing object.
+REQUEST_TIMING: ContextVar[Timing | None] = ContextVar("inferd_request_timing", default=None)
+
+
+@dataclass
+class EngineSettings:
+    max_memory_bytes: int | None = None
+    max_batch_size: int = 32
+    max_batch_wait_s: float = 0.0
+    max_queue_per_model: int = 256
+    request_timeout_s: float = 60.0
+    allowed_dirs: tuple[Path, ...] = ()
+    preload: tuple[str, ...] = ()
+    config_dir: Path | None = None  # relative "path:" sources are taken from here (the config file's folder)
+    retry_failed_after_s: float = 30.0  # a failed load is retried by the first request after this
+    digest_cache: Path | None = field(default=None)  # default: <model home>/.sha256-cache.json
+
+
+class Engine:
+    def __init__(
+        self,
+        catalogue: Mapping[str, ModelEntry],
+        settings: EngineSettings | None = None,
+        *,
+        stats: EngineStats | None = None,
+    ) -> None:
+        self.catalogue = dict(catalogue)
+        self.settings = settings or EngineSettings()
+        self.stats = stats or EngineStats()
+        self._discovered: dict[str, ModelEntry] = {}  # hub models found in the local cache
+        s = self.settings
+        self.registry = Registry(
+            max_memory_bytes=s.max_memory_bytes,
+            allowed_dirs=tuple(s.allowed_dirs),
+            config_dir=s.config_dir,
+            digests=DigestCache(s.digest_cache or model_home() / ".sha256-cache.json"),
+            retry_failed_after_s=s.retry_failed_after_s,
+            is_idle=lambda slot: self._batcher_idle(slot),
+            on_unload=self._on_unload,
+            on_load=lambda slot, seconds, ok: self.stats.load(slot.entry.model_id, seconds, ok),
+        )
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the `preload` models now; a failure is logged and leaves the model Failed, the server up."""
+        slots = [self.registry.slot(self.entry(m)) for m in self.settings.preload]
+        for slot in slots:
+            self.registry.start_load(slot)
+        await asyncio.gather(*(s.loading for s in slots if s.loading is not None), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.registry.close()
+
+    # ---- catalogue ----------------------------------------------------------------------------------------
+    def entry(self, model_id: str) -> ModelEntry:
+        found = self.catalogue.get(model_id) or self._discovered.get(model_id)
+        if found is not None:
+            return found
+        if not valid_model_id(model_id):
+            raise ServerError(f"'{model_id}' is not a valid model id.", "not_found")
+        discovered = hub_cached_entry(model_id)
+        if discovered is not None:
+            self._discovered[model_id] = discovered
+            return discovered
+        raise ServerError(
+            f"Model {model_id} is not served here: it is neither in the server's catalogue nor in the local "
+            "Hugging Face cache. See GET /api/models for the models this server has.",
+            "not_found",
+        )
+
+    def entries(self) -> list[ModelEntry]:
+        return [
+            *self.catalogue.values(),
+            *(e for m, e in self._discovered.items() if m not in self.catalogue),
+        ]
+
+    def recommended(self, task: str) -> str | None:
+        entries = self.entries()
+        for e in entries:
+            if task in e.default_for:
+                return e.model_id
+        return next((e.model_id for e in entries if task in e.tasks), None)
+
+    def status(self, model_id: str) -> dict[str, Any]:
+        entry = self.entry(model_id)
+        slot = self.registry.slots.get(model_id)
+        state = slot.state if slot else "Loadable"
+        out: dict[str, Any] = {
+            "loaded": state == LOADED,
+            "state": state,
+            "compute_type": "cpu",
+            "framework": entry.backend,
+        }
+        if slot is not None and state == FAILED and slot.error is not None:
+            out["error"] = str(slot.error)
+        return out
+
+    # ---- inference ----------------------------------------------------------------------------------------
+    async def predict(
+        self,
+        model_id: str,
+        task: str,
+        inputs: list[Any],
+        parameters: dict[str, Any],
+        *,
+        wait_for_model: bool = False,
+    ) -> list[Any]:
+        """One result per input. Raises ServerError (503 loading, 429, 422, 501, 504, 500...)."""
+        entry = self.entry(model_id)
+        if task not in entry.tasks:
+            raise _not_supported(entry, task)
+        timing = REQUEST_TIMING.get()
+        started = time.monotonic()
+        info: dict[str, Any] = {}
+        error_type: str | None = None
+        try:
+            return await asyncio.wait_for(
+                self._predict(entry, task, inputs, parameters, wait_for_model, info),
+                self.settings.request_timeout_s,
+            )
+        except asyncio.TimeoutError:
+            error_type = "timeout"
+            raise ServerError(
+                f"Model {model_id} did not answer within {self.settings.request_timeout_s:g}s.", "timeout"
+            ) from None
+        except ServerError as exc:
+            error_type = exc.error_type
+            raise
+        finally:
+            total = time.monotonic() - started
+            if timing is not None:
+                timing.queue_s = info.get("queue_s", total)
+                timing.inference_s = info.get("run_s", 0.0)
+                timing.batch_size = info.get("batch_size", 0)
+            self.stats.request(model_id, task, total, error_type)
+
+    async def _predict(
+        self,
+        entry: ModelEntry,
+        task: str,
+        inputs: list[Any],
+        parameters: dict[str, Any],
+        wait: bool,
+        info: dict[str, Any],
+    ) -> list[Any]:
+        if not inputs:
+            return []
+        slot = await self.registry.acquire(entry, wait=wait)
+        with self.registry.using(slot):
+            model = slot.model
+            if model is not None and model.tasks and task not in model.tasks:
+                raise _not_supported(entry, task)
+            batcher = self._batcher(slot)
+            try:
+                return await batcher.submit(_Key(task, _freeze(parameters), parameters), inputs, info)
+            except QueueFullError:
+                wait_s = self.stats.mean_batch_s(entry.model_id) * max(
+                    1, batcher.queued / batcher.max_batch_size
+                )
+                raise overloaded(
+                    f"Model {entry.model_id} has {batcher.queued} requests waiting; retry later.", wait_s
+                ) from None
+            except Exception as exc:
+                raise self._model_error(entry, exc) from None
+
+    def _batcher(self, slot: Slot) -> Batcher:
+        batcher = slot.extra.get("batcher")
+        if batcher is None:
+            s = self.settings
+            model_id = slot.entry.model_id
+
+            async def run(key: Any, inputs: list[Any]) -> list[Any]:
+                model, thread = slot.model, slot.thread
+                if model is None or thread is None:
+                    raise RuntimeError(f"model {model_id} was unloaded")
+                return await thread.call(model.predict, key.task, inputs, key.parameters)
+
+            def on_batch(b: BatchInfo) -> None:
+                self.stats.batch(model_id, getattr(b.key, "task", ""), b.items, b.run_s, b.queue_s)
+
+            batcher = slot.extra["batcher"] = Batcher(
+                run,
+                max_batch_size=s.max_batch_size,
+                max_wait_s=s.max_batch_wait_s,
+                max_queue=s.max_queue_per_model,
+                on_batch=on_batch,
+                split_on=lambda exc: isinstance(exc, InputError),
+            )
+        return batcher
+
+    def _batcher_idle(self, slot: Slot) -> bool:
+        batcher = slot.extra.get("batcher")
+        return batcher is None or batcher.idle
+
+    async def _on_unload(self, slot: Slot) -> None:
+        batcher = slot.extra.pop("batcher", None)
+        if batcher is not None:
+            await batcher.close()
+
+    def _model_error(self, entry: ModelEntry, exc: BaseException) -> ServerError:
+        if isinstance(exc, ServerError):
+            return exc
+        if isinstance(exc, InputError):
+            return ServerError(str(exc) or "Invalid inputs for this model.", "validation")
+        if isinstance(exc, BatchMismatchError):
+            return ServerError(f"Model {entry.model_id} returned a wrong number of results.", "internal")
+        log.error("Model %s failed", entry.model_id, exc_info=exc)
+        return ServerError(f"Model {entry.model_id} failed while running; see the server log.", "internal")
+
+    # ---- text generation ----------------------------------------------------------------------------------
+    async def generator(self, model_id: str, *, wait_for_model: bool = False) -> GeneratorHandle:
+        entry = self.entry(model_id)
+        try:
+            slot = await asyncio.wait_for(
+                self.registry.acquire(entry, wait=wait_for_model), self.settings.request_timeout_s
+            )
+        except asyncio.TimeoutError:
+            raise ServerError(
+                f"Model {model_id} did not load within the request timeout.", "timeout"
+            ) from None
+        if not isinstance(slot.model, TextGenerator):
+            raise ServerError(
+                f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
+                "not_supported",
+            )
+        return GeneratorHandle(self, slot, slot.model)
+
+
+class GeneratorHandle:
+    """Generation on one loaded text generator. All calls run on the model's dedicated thread, in order."""
+
+    def __init__(self, engine: Engine, slot: Slot, model: TextGenerator) -> None:
+        self._engine = engine
+        self._slot = slot
+        self.model = model
+        self.entry = slot.entry
+
+    def _check(self) -> None:
+        if self._slot.model is not self.model or self._slot.thread is None:
+            raise model_loading(self.entry.model_id, self._engine.registry.estimated_time(self._slot))
+
+    async def generate(self, prompt: str, parameters: dict[str, Any]) -> Generation:
+        self._check()
+        assert self._slot.thread is not None
+        start = time.monotonic()
+        with self._engine.registry.using(self._slot):
+            try:
+                return await asyncio.wait_for(
+                    self._slot.thread.call(self.model.generate, prompt, parameters),
+                    self._engine.settings.request_timeout_s,
+                )
+            except asyncio.TimeoutError:
+                raise ServerError(
+                    f"Generation did not finish within {self._engine.settings.request_timeout_s:g}s.",
+                    "timeout",
+                ) from None
+            except Exception as exc:
+                raise self._engine._model_error(self.entry, exc) from None
+            finally:
+                self._engine.stats.generation(self.entry.model_id, time.monotonic() - start)
+
+    async def stream(self, prompt: str, parameters: dict[str, Any]) -> AsyncIterator[StreamStep]:
+        """Steps as the model produces them; closing this iterator stops the model at its next token."""
+        self._check()
+        thread = self._slot.thread
+        assert thread is not None
+        with self._engine.registry.using(self._slot):
+            steps = thread.stream(lambda: self.model.stream(prompt, parameters))
+            try:
+                async for step in steps:
+                    yield step
+            except Exception as exc:
+                raise self._engine._model_error(self.entry, exc) from None
+            finally:
+                await steps.aclose()  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Key:
+    """What makes requests batchable together: same task, equal parameters (compared by their JSON form)."""
+
+    task: str
+    frozen: str
+    parameters: Mapping[str, Any] = field(compare=False, hash=False)
+
+
+def _freeze(parameters: Mapping[str, Any]) -> str:
+    """A hashable, order-independent form of the parameters: equal parameters batch together."""
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _not_supported(entry: ModelEntry, task: str) -> ServerError:
+    return ServerError(
+        f"Model {entry.model_id} does not serve task '{task}'; it serves: {', '.join(entry.tasks) or 'nothing'}.",
+        "not_supported",
+    )

@@ -1,0 +1,190 @@
+import asyncio
+
+import pytest
+
+from inferd.server.batching import Batcher, BatchMismatchError, QueueFullError
+
+
+class Recorder:
+    """A `run` whose first call waits on `gate`, so that later requests pile up behind it."""
+
+    def __init__(self, result=lambda key, x: (key, x)):
+        self.calls: list[tuple[object, list]] = []
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.result = result
+
+    async def __call__(self, key, inputs):
+        self.calls.append((key, list(inputs)))
+        self.started.set()
+        await self.gate.wait()
+        return [self.result(key, x) for x in inputs]
+
+
+async def test_one_request_runs_alone_without_waiting():
+    rec = Recorder()
+    rec.gate.set()
+    batcher = Batcher(rec)
+    assert await batcher.submit("k", [1]) == [("k", 1)]
+    assert rec.calls == [("k", [1])]
+    await batcher.close()
+
+
+async def test_requests_arriving_during_a_batch_share_the_next_call():
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_size=8)
+    first = asyncio.create_task(batcher.submit("k", ["a"]))
+    await rec.started.wait()
+    rest = [asyncio.create_task(batcher.submit("k", [i])) for i in range(5)]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    assert await first == [("k", "a")]
+    assert [await t for t in rest] == [[("k", i)] for i in range(5)]
+    assert rec.calls == [("k", ["a"]), ("k", [0, 1, 2, 3, 4])]
+    await batcher.close()
+
+
+async def test_different_keys_do_not_share_a_call_and_keep_their_order():
+    rec = Recorder()
+    batcher = Batcher(rec)
+    first = asyncio.create_task(batcher.submit("a", [0]))
+    await rec.started.wait()
+    tasks = [asyncio.create_task(batcher.submit(k, [i])) for i, k in enumerate("abab", 1)]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    await asyncio.gather(first, *tasks)
+    assert rec.calls == [("a", [0]), ("a", [1, 3]), ("b", [2, 4])]
+    await batcher.close()
+
+
+async def test_max_batch_size_counts_items_not_requests():
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_size=4)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    tasks = [asyncio.create_task(batcher.submit("k", [i, i])) for i in range(1, 4)]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    results = await asyncio.gather(first, *tasks)
+    assert results[2] == [("k", 2), ("k", 2)]
+    assert [len(inputs) for _, inputs in rec.calls] == [1, 4, 2]
+    await batcher.close()
+
+
+async def test_an_error_reaches_every_waiter_and_the_batcher_keeps_serving():
+    calls = []
+
+    async def run(key, inputs):
+        calls.append(list(inputs))
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        await gate.wait()
+        return inputs
+
+    gate = asyncio.Event()
+    batcher = Batcher(run)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(batcher.submit("k", [i])) for i in (1, 2)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == [0]
+    for t in tasks:
+        with pytest.raises(RuntimeError, match="boom"):
+            await t
+    assert await batcher.submit("k", [9]) == [9]
+    await batcher.close()
+
+
+async def test_split_on_reruns_a_failed_batch_one_request_at_a_time():
+    async def run(key, inputs):
+        await gate.wait()
+        if "bad" in inputs:
+            raise ValueError("bad input")
+        return inputs
+
+    gate = asyncio.Event()
+    batcher = Batcher(run, split_on=lambda exc: isinstance(exc, ValueError))
+    first = asyncio.create_task(batcher.submit("k", ["x"]))
+    await asyncio.sleep(0)
+    good = asyncio.create_task(batcher.submit("k", ["ok"]))
+    bad = asyncio.create_task(batcher.submit("k", ["bad"]))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == ["x"]
+    assert await good == ["ok"]
+    with pytest.raises(ValueError):
+        await bad
+    await batcher.close()
+
+
+async def test_a_wrong_result_count_fails_the_whole_batch():
+    async def run(key, inputs):
+        return inputs[:-1]
+
+    batcher = Batcher(run)
+    with pytest.raises(BatchMismatchError, match="2 inputs returned 1"):
+        await batcher.submit("k", [1, 2])
+    await batcher.close()
+
+
+async def test_cancelled_waiters_are_skipped_before_running():
+    rec = Recorder()
+    batcher = Batcher(rec)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    gone = asyncio.create_task(batcher.submit("k", ["gone"]))
+    kept = asyncio.create_task(batcher.submit("k", ["kept"]))
+    await asyncio.sleep(0)
+    assert batcher.queued == 2
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert batcher.queued == 1
+    rec.gate.set()
+    await first
+    assert await kept == [("k", "kept")]
+    assert rec.calls == [("k", [0]), ("k", ["kept"])]
+    await batcher.close()
+
+
+async def test_a_full_queue_refuses_at_once():
+    rec = Recorder()
+    batcher = Batcher(rec, max_queue=2)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    queued = [asyncio.create_task(batcher.submit("k", [i])) for i in (1, 2)]
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFullError):
+        await batcher.submit("k", [3])
+    rec.gate.set()
+    await asyncio.gather(first, *queued)
+    await batcher.close()
+
+
+async def test_info_reports_batch_size_and_on_batch_sees_every_run():
+    seen = []
+    rec = Recorder()
+    batcher = Batcher(rec, on_batch=seen.append)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    info: dict = {}
+    second = asyncio.create_task(batcher.submit("k", [1, 2], info))
+    third = asyncio.create_task(batcher.submit("k", [3]))
+    await asyncio.sleep(0)
+    rec.gate.set()
+    await asyncio.gather(first, second, third)
+    assert info["batch_size"] == 3 and info["queue_s"] >= 0 and info["run_s"] >= 0
+    assert [(b.items, b.requests) for b in seen] == [(1, 1), (3, 2)]
+    await batcher.close()
+
+
+async def test_max_wait_gathers_requests_that_arrive_soon_after():
+    rec = Recorder()
+    rec.gate.set()
+    batcher = Batcher(rec, max_wait_s=30.0, max_batch_size=3)
+    # The batch is full before the wait ends, so nothing here depends on the clock.
+    results = await asyncio.gather(*(batcher.submit("k", [i]) for i in range(3)))
+    assert results == [[("k", i)] for i in range(3)]
+    assert rec.calls == [("k", [0, 1, 2])]
+    await batcher.close()
