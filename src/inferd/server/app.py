@@ -1,0 +1,116 @@
+"""The ASGI app: every route of `inferd serve` over one engine.
+
+    app = create_app(Engine(default_catalogue()), ServerSettings(api_key="secret"))
+
+Tests run it in process (httpx.ASGITransport) or on uvicorn. Model ids contain "/", so routes that end in a
+fixed suffix (/generate, /v1/chat/completions, /pipeline/{task}, /info) come before the bare /models/{id}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import hub
+from .errors import ServerError
+from .metrics import Observation
+from .openapi import SWAGGER_HTML, build_openapi
+from .protocols import hf, openai, tgi
+from .respond import JSONResponse, error_response
+from .settings import ServerSettings
+from .state import AppState, Engine, endpoint
+
+_HTTP_ERRORS = {404: "not_found", 405: "bad_request", 413: "payload_too_large"}
+
+
+async def _openapi(request: Request) -> Response:
+    state: AppState = request.app.state.inferd
+    if "openapi" not in state.cache:
+        state.cache["openapi"] = build_openapi()
+    return JSONResponse(state.cache["openapi"])
+
+
+async def _docs(request: Request) -> Response:
+    return HTMLResponse(SWAGGER_HTML)
+
+
+@endpoint()
+async def _root_inference(request: Request, state: AppState, obs: Observation) -> Response:
+    """POST / (InferenceClient(base_url=...) of a one-model server): the only model, if there is one."""
+    entries = state.engine.entries()
+    if len(entries) != 1:
+        raise ServerError(
+            f"This server has {len(entries)} models: POST to /models/<model id> instead of /.", "not_found"
+        )
+    request.scope["path_params"] = {**request.path_params, "model_id": entries[0].model_id}
+    return await hf.inference(request)
+
+
+def routes(settings: ServerSettings) -> list[Route]:
+    found = [
+        # public
+        Route("/health", hub.health, methods=["GET"]),
+        Route("/metrics", hub.metrics, methods=["GET"]),
+        Route("/info", hub.info_route, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/api/tasks", hub.tasks, methods=["GET"]),
+        Route("/api/models", hub.models, methods=["GET"]),
+        Route("/api/models/{model_id:path}", hub.model, methods=["GET"]),
+        Route("/status/{model_id:path}", hub.status, methods=["GET"]),
+        Route("/framework/{framework}", hub.framework, methods=["GET"]),
+        Route("/models/{model_id:path}/info", hub.info_route, methods=["GET"]),
+        Route("/models/{model_id:path}/health", hub.health, methods=["GET"]),
+        Route("/models/{model_id:path}", hub.status, methods=["GET"]),
+        # OpenAI
+        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/models/{model_id:path}/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        # TGI
+        Route("/generate", tgi.generate, methods=["POST"]),
+        Route("/generate_stream", tgi.generate_stream, methods=["POST"]),
+        Route("/models/{model_id:path}/generate", tgi.generate, methods=["POST"]),
+        Route("/models/{model_id:path}/generate_stream", tgi.generate_stream, methods=["POST"]),
+        # HF Inference API (TGI compat on the model URL of text-generation models)
+        Route("/models/{model_id:path}/pipeline/{task}", hf.inference, methods=["POST"]),
+        Route("/pipeline/{task}/{model_id:path}", hf.inference, methods=["POST"]),
+        Route("/models/{model_id:path}", hf.inference, methods=["POST"]),
+        Route("/", _root_inference, methods=["POST"]),
+    ]
+    if settings.docs:
+        found.append(Route("/docs", _docs, methods=["GET"]))
+    return found
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        kind = _HTTP_ERRORS.get(exc.status_code, "bad_request")
+        message = (
+            f"No route {request.method} {request.url.path}." if exc.status_code in (404, 405) else exc.detail
+        )
+        return error_response(ServerError(message, kind, status_code=exc.status_code))
+    return error_response(exc)
+
+
+def create_app(engine: Engine, settings: ServerSettings | None = None) -> Starlette:
+    """The server app over `engine`; the app's lifespan starts and closes the engine."""
+    settings = settings or ServerSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    handlers: Any = {HTTPException: _http_error, Exception: _http_error}
+    app = Starlette(routes=routes(settings), lifespan=lifespan, exception_handlers=handlers)
+    app.state.inferd = AppState(engine=engine, settings=settings)
+    return app

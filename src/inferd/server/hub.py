@@ -1,0 +1,158 @@
+"""Read-only routes: the Hub-shaped catalogue (/api/tasks, /api/models), model status, health, info, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from ..catalogue import ModelEntry
+from ..tasks import CHAT_COMPLETION, TASKS
+from .metrics import Observation
+from .respond import JSONResponse
+from .state import AppState, endpoint, state_of
+
+
+def _label(task: str) -> str:
+    return " ".join(word.capitalize() for word in task.split("-"))
+
+
+def _served_tasks(entries: list[ModelEntry]) -> list[str]:
+    names = {t for e in entries for t in e.tasks}
+    return [t for t in (*TASKS, CHAT_COMPLETION) if t in names]
+
+
+def api_tasks(state: AppState) -> dict[str, Any]:
+    """The Hub's /api/tasks shape; `widgetModels[0]` is the model this server uses for the task by default."""
+    entries = state.engine.entries()
+    out: dict[str, Any] = {}
+    for task in _served_tasks(entries):
+        serving = [e for e in entries if task in e.tasks]
+        default = state.engine.recommended(task) or serving[0].model_id
+        info: dict[str, Any] = {
+            "id": task,
+            "label": _label(task),
+            "summary": TASKS[task].summary
+            if task in TASKS
+            else "Chat with a text-generation model (OpenAI API).",
+            "widgetModels": [default],
+            "models": [{"id": e.model_id, "description": e.name or e.model_id} for e in serving],
+            "libraries": sorted({e.backend for e in serving}),
+        }
+        approximations = {e.model_id: e.approximations[task] for e in serving if task in e.approximations}
+        if approximations:
+            info["approximations"] = approximations  # model id -> how the task is approximated
+            if default in approximations:
+                info["approximation"] = approximations[default]
+        out[task] = info
+    return out
+
+
+def model_info(entry: ModelEntry) -> dict[str, Any]:
+    """The fields of the Hub's /api/models/{id} that clients read (pipeline_tag for the legacy InferenceApi)."""
+    return {
+        "id": entry.model_id,
+        "modelId": entry.model_id,
+        "pipeline_tag": entry.tasks[0] if entry.tasks else None,
+        "tags": [entry.backend, *entry.tasks],
+        "library_name": entry.backend,
+        "tasks": list(entry.tasks),
+        "name": entry.name or entry.model_id,
+        "license": entry.license or None,
+        "approximations": dict(entry.approximations),
+        "private": False,
+        "sha": None,
+        "siblings": [],
+    }
+
+
+@endpoint(auth=False)
+async def tasks(request: Request, state: AppState, obs: Observation) -> Response:
+    return JSONResponse(api_tasks(state))
+
+
+@endpoint(auth=False)
+async def models(request: Request, state: AppState, obs: Observation) -> Response:
+    return JSONResponse([model_info(e) for e in state.engine.entries()])
+
+
+@endpoint(auth=False)
+async def model(request: Request, state: AppState, obs: Observation) -> Response:
+    return JSONResponse(model_info(state.engine.entry(request.path_params["model_id"])))
+
+
+@endpoint(auth=False)
+async def status(request: Request, state: AppState, obs: Observation) -> Response:
+    return JSONResponse(state.engine.status(request.path_params["model_id"]))
+
+
+@endpoint(auth=False)
+async def framework(request: Request, state: AppState, obs: Observation) -> Response:
+    """What list_deployed_models reads: one {model_id, task, ...} per model and task of a backend ("all": every)."""
+    name = request.path_params["framework"]
+    rows = [
+        {
+            "model_id": e.model_id,
+            "task": task,
+            "compute_type": state.settings.compute_type,
+            "framework": e.backend,
+        }
+        for e in state.engine.entries()
+        if name in ("all", e.backend)
+        for task in e.tasks
+    ]
+    return JSONResponse(rows)
+
+
+def info(state: AppState, model_id: str | None) -> dict[str, Any]:
+    """TGI's /info fields, for the server's default text-generation model or the model in the path."""
+    model_id = model_id or state.engine.recommended("text-generation")
+    entry = state.engine.entry(model_id) if model_id else None
+    engine_settings = getattr(state.engine, "settings", None)
+    return {
+        "model_id": model_id,
+        "model_sha": None,
+        "model_dtype": None,
+        "model_device_type": state.settings.compute_type,
+        "model_pipeline_tag": entry.tasks[0] if entry and entry.tasks else None,
+        "max_concurrent_requests": getattr(engine_settings, "max_queue_per_model", None),
+        "max_best_of": 2,
+        "max_stop_sequences": 4,
+        "max_input_tokens": None,
+        "max_total_tokens": None,
+        "validation_workers": 1,
+        "max_client_batch_size": getattr(engine_settings, "max_batch_size", None),
+        "router": "inferd",
+        "version": __version__,
+        "sha": None,
+        "docker_label": None,
+        "models": len(state.engine.entries()),
+    }
+
+
+@endpoint(auth=False)
+async def info_route(request: Request, state: AppState, obs: Observation) -> Response:
+    return JSONResponse(info(state, request.path_params.get("model_id")))
+
+
+async def health(request: Request) -> Response:
+    """200 while the server answers; `GET /models/{id}/health` also checks that the model is known."""
+    model_id = request.path_params.get("model_id")
+    if model_id is not None:
+        return await _model_health(request)
+    return JSONResponse({"status": "ok"})
+
+
+@endpoint(auth=False)
+async def _model_health(request: Request, state: AppState, obs: Observation) -> Response:
+    status = state.engine.status(request.path_params["model_id"])
+    return JSONResponse(
+        {"status": "ok", **status}, status_code=503 if status.get("state") == "Failed" else 200
+    )
+
+
+async def metrics(request: Request) -> Response:
+    m = state_of(request).metrics
+    return Response(m.exposition(), media_type=m.content_type)

@@ -1,0 +1,112 @@
+"""What every route handler reaches through `request.app.state.inferd`, and the wrapper all routes share."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..catalogue import ModelEntry
+from ..tasks import TASKS, InputKind
+from .limits import ClientGone, check_api_key
+from .metrics import Metrics, Observation
+from .respond import error_response, openai_error_response
+from .settings import ServerSettings
+
+
+class GeneratorHandle(Protocol):
+    model: Any  # inferd.backends.TextGenerator
+    entry: ModelEntry
+
+    async def generate(self, prompt: str, parameters: dict[str, Any]) -> Any: ...
+
+    def stream(self, prompt: str, parameters: dict[str, Any]) -> Any: ...
+
+
+class Engine(Protocol):
+    """What the HTTP layer uses of inferd.server.engine.Engine (the model manager)."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def entry(self, model_id: str) -> ModelEntry: ...
+    def recommended(self, task: str) -> str | None: ...
+    def entries(self) -> list[ModelEntry]: ...
+    def status(self, model_id: str) -> dict[str, Any]: ...
+    async def predict(
+        self,
+        model_id: str,
+        task: str,
+        inputs: list[Any],
+        parameters: dict[str, Any],
+        *,
+        wait_for_model: bool = False,
+    ) -> list[Any]: ...
+    async def generator(self, model_id: str, *, wait_for_model: bool = False) -> Any: ...
+
+
+_MEDIA = (InputKind.IMAGE, InputKind.AUDIO, InputKind.IMAGE_QUESTION)
+
+
+@dataclass
+class AppState:
+    engine: Engine
+    settings: ServerSettings
+    metrics: Metrics = field(default_factory=Metrics)
+    cache: dict[str, Any] = field(default_factory=dict)  # built once: openapi schema...
+
+    def body_limit(self, entry: ModelEntry | None) -> int:
+        """The media limit for models that take images or audio (base64 JSON included), else the JSON one."""
+        if entry is not None and any(t in TASKS and TASKS[t].input_kind in _MEDIA for t in entry.tasks):
+            return self.settings.max_media_bytes
+        return self.settings.max_json_bytes
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.inferd  # type: ignore[no-any-return]
+
+
+Handler = Callable[[Request, AppState, Observation], Awaitable[Response]]
+
+
+def endpoint(
+    *, protocol: str = "hf", auth: bool = True
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap an inference handler: API key, metrics, timing headers, and every error answered in one envelope.
+
+    The handler gets an Observation whose `task` it may set once known; errors (ServerError or unexpected)
+    become `{"error", "error_type"}` (or OpenAI's envelope when protocol="openai").
+    """
+    render = openai_error_response if protocol == "openai" else error_response
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            state = state_of(request)
+            obs = state.metrics.observe(
+                str(request.path_params.get("model_id", "")), request.path_params.get("task", "")
+            )
+            status = 500
+            try:
+                if auth:
+                    check_api_key(request, state.settings.api_key)
+                response = await handler(request, state, obs)
+                status = response.status_code
+                if getattr(response, "observes_itself", False):  # streams record when they end
+                    return response
+            except ClientGone:
+                status = 499  # nginx's "client closed request": nobody reads this answer
+                response = Response(status_code=499)
+            except Exception as exc:
+                response = render(exc)
+                status = response.status_code
+                response.headers.update(obs.headers(state.settings.compute_type))
+            obs.done(status)
+            return response
+
+        return run
+
+    return wrap
