@@ -24,6 +24,10 @@ T = TypeVar("T")
 
 _ITEM, _ERROR, _DONE = 0, 1, 2
 
+# Steps a producer may run ahead of its consumer: enough to hide the hand-off between threads, small enough
+# that a slow client makes the model wait instead of piling up a whole generation in memory.
+STREAM_BUFFER = 16
+
 
 class ModelThread:
     """One worker thread; jobs run one at a time in submission order."""
@@ -36,11 +40,18 @@ class ModelThread:
         """Run `fn(*args)` on the thread. Cancelling the caller drops the job if it has not started yet."""
         return await asyncio.wrap_future(self._executor.submit(fn, *args))
 
-    async def stream(self, start: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    async def stream(self, start: Callable[[], Iterator[T]], buffer: int = STREAM_BUFFER) -> AsyncIterator[T]:
         """Iterate `start()` on the thread, yielding its items here as they come."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         stop = threading.Event()
+        credit = threading.Semaphore(max(1, buffer))
+
+        def wait_credit() -> bool:
+            while not credit.acquire(timeout=0.05):  # wake up now and then to see a stop
+                if stop.is_set():
+                    return False
+            return not stop.is_set()
 
         def put(kind: int, value: Any) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
@@ -53,11 +64,9 @@ class ModelThread:
             try:
                 iterator = start()
                 for item in iterator:
-                    if stop.is_set():
+                    if not wait_credit():
                         break
                     put(_ITEM, item)
-                    if stop.is_set():
-                        break
             except BaseException as exc:  # handed to the consumer, re-raised there
                 put(_ERROR, exc)
             else:
@@ -73,6 +82,7 @@ class ModelThread:
             while True:
                 kind, value = await queue.get()
                 if kind == _ITEM:
+                    credit.release()
                     yield value
                 elif kind == _ERROR:
                     raise value
