@@ -114,6 +114,22 @@ def test_one_default_per_task_and_tts_follows_what_is_installed():
     assert all(e.name and e.license for e in catalogue.ENTRIES)
 
 
+@pytest.mark.parametrize(
+    ("piper", "flite", "backends", "tts_default"),
+    [
+        (True, True, ["faster-whisper", "piper", "flite", "silero-vad"], "piper"),
+        (True, False, ["faster-whisper", "piper", "silero-vad"], "piper"),
+        (False, True, ["faster-whisper", "flite", "silero-vad"], "flite"),
+        (False, False, ["faster-whisper", "flite", "silero-vad"], "flite"),  # listed, so --check says missing
+    ],
+)
+def test_tts_entries_follow_what_is_installed(piper, flite, backends, tts_default):
+    entries = catalogue.entries_for(piper=piper, flite=flite)
+    assert [e.backend for e in entries] == backends
+    assert [e.backend for e in entries if TTS in e.default_for] == [tts_default]
+    assert len({e.model_id for e in entries}) == len(entries)
+
+
 @pytest.mark.parametrize("entry", [e for e in catalogue.ENTRIES if e.source.startswith("package:")], ids=str)
 def test_catalogue_digests_match_installed_files(entry):
     folder = resolve_source(entry)

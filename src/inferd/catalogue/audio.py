@@ -104,19 +104,19 @@ def flite_installed() -> bool:
     return shutil.which("flite") is not None
 
 
-def _entries() -> tuple[ModelEntry, ...]:
-    piper = piper_installed()
+def entries_for(piper: bool, flite: bool) -> tuple[ModelEntry, ...]:
+    """The audio entries on a machine with (or without) the Piper extra and the flite program."""
     found: list[ModelEntry] = [WHISPER]
     if piper:
         found.append(ModelEntry(**_PIPER, default_for=("text-to-speech",)))  # type: ignore[arg-type]
-    if not piper or flite_installed():
+    if not piper or flite:
         default = () if piper else ("text-to-speech",)
         found.append(ModelEntry(**_FLITE, default_for=default))  # type: ignore[arg-type]
     found.append(SILERO)
     return tuple(found)
 
 
-ENTRIES: tuple[ModelEntry, ...] = _entries()
+ENTRIES: tuple[ModelEntry, ...] = entries_for(piper_installed(), flite_installed())
 
 
 def install(home: Path) -> None:
