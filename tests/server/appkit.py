@@ -233,16 +233,21 @@ PRELOAD = (
 )
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, settings: ServerSettings | None = None, **engine_kw):
-    """(app, client, backend): the app over a started Engine of toy models, called in process."""
+def make_app(tmp_path: Path, settings: ServerSettings | None = None, **engine_kw):
+    """(app, engine, backend) over the real Engine with toy models; the app's lifespan preloads them."""
     backend = ToyBackend()
     register_backend("toy", backend)
     engine_settings = EngineSettings(
         allowed_dirs=(tmp_path,), digest_cache=tmp_path / "digests.json", preload=PRELOAD, **engine_kw
     )
     engine = Engine(catalogue(tmp_path / "models"), engine_settings)
-    app = create_app(engine, settings or ServerSettings())
+    return create_app(engine, settings or ServerSettings()), engine, backend
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, settings: ServerSettings | None = None, **engine_kw):
+    """An httpx client calling the app in process (ASGITransport runs no lifespan: the engine is started here)."""
+    app, engine, backend = make_app(tmp_path, settings, **engine_kw)
     await engine.start()
     transport = httpx.ASGITransport(app=app)
     try:

@@ -1,0 +1,83 @@
+"""On a real uvicorn: tokens arrive one by one, and a client leaving stops the generation."""
+
+import asyncio
+import json
+import socket
+import time
+
+import httpx
+import pytest
+import uvicorn
+from appkit import make_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def served(tmp_path):
+    app, engine, backend = make_app(tmp_path)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client, backend
+    server.should_exit = True
+    await task
+
+
+async def test_tokens_arrive_one_by_one(served):
+    client, _ = served
+    body = {"inputs": "hi", "parameters": {"max_new_tokens": 5}}
+    arrivals = []
+    async with client.stream("POST", "/models/toy/slow-llm/generate_stream", json=body) as r:
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("data:"):
+                arrivals.append((time.monotonic(), json.loads(line[5:])))
+    assert [a[1]["token"]["text"] for a in arrivals] == [" w0", " w1", " w2", " w3", " w4"]
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.15  # 50 ms apart, not buffered into one write
+
+
+async def test_client_leaving_a_stream_stops_the_model(served):
+    client, backend = served
+    body = {"inputs": "hi", "parameters": {"max_new_tokens": 4000}}
+    async with client.stream("POST", "/models/toy/slow-llm/generate_stream", json=body) as r:
+        seen = 0
+        async for line in r.aiter_lines():
+            seen += line.startswith("data:")
+            if seen == 2:
+                break
+    model = backend.models["toy/slow-llm"]
+    for _ in range(100):
+        if model.stopped.is_set():
+            break
+        await asyncio.sleep(0.02)
+    assert model.stopped.is_set() and model.streamed < 100
+    # and the server is still fine
+    assert (await client.post("/models/toy/llm/generate", json={"inputs": "x"})).status_code == 200
+
+
+async def test_openai_stream_on_uvicorn_and_a_client_timeout_leaves_the_server_up(served):
+    client, _ = served
+    body = {
+        "model": "toy/slow-llm",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 3,
+        "stream": True,
+    }
+    async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        lines = [line async for line in r.aiter_lines() if line.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post("/models/toy/slow", json={"inputs": "x"}, timeout=0.1)
+    await asyncio.sleep(0.6)
+    assert (await client.post("/models/toy/text", json={"inputs": "x"})).status_code == 200
+    assert 'status="499"' in (await client.get("/metrics")).text
