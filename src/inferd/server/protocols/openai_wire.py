@@ -1,0 +1,170 @@
+"""OpenAI's chat wire shapes from a backend's output: `chat.completion`, `chat.completion.chunk`, errors.
+
+Pure: the route renders the messages into a prompt, runs the model, and serialises what these return
+(JSON body, or `sse(chunk)` per chunk followed by `sse(DONE)`). Chunks follow OpenAI's order: a role-only
+delta, one content delta per token, an empty delta with the finish reason, then (with
+`stream_options.include_usage`) a chunk with no choices and the usage.
+
+    encoder = ChatStreamEncoder(model=model_id, prompt_tokens=12, include_usage=True)
+    yield sse(encoder.start())
+    for step in steps:
+        for chunk in encoder.encode(step):
+            yield sse(chunk)
+    yield sse(DONE)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ... import __version__
+from ...backends.base import GeneratedToken, Generation, StreamStep
+from ...sse import encode_event
+
+DONE = "[DONE]"
+SYSTEM_FINGERPRINT = f"inferd-{__version__}"
+# TGI's finish reasons in OpenAI's words; a reason we do not know passes through unchanged.
+FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def finish_reason(reason: str | None) -> str | None:
+    return None if reason is None else FINISH_REASONS.get(reason, reason)
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _logprobs(tokens: Sequence[GeneratedToken]) -> dict[str, Any]:
+    # Backends report the chosen token's logprob only, so `top_logprobs` stays empty.
+    return {
+        "content": [
+            {"token": t.text, "logprob": t.logprob, "top_logprobs": []} for t in tokens if not t.special
+        ]
+    }
+
+
+def chat_completion(
+    generations: Generation | Sequence[Generation],
+    *,
+    model: str,
+    id: str | None = None,
+    created: int | None = None,
+    logprobs: bool = False,
+    system_fingerprint: str = SYSTEM_FINGERPRINT,
+) -> dict[str, Any]:
+    """One `chat.completion`; several generations (`n` > 1) become several choices."""
+    gens = [generations] if isinstance(generations, Generation) else list(generations)
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": gen.text},
+            "logprobs": _logprobs(gen.tokens) if logprobs else None,
+            "finish_reason": finish_reason(gen.finish_reason),
+        }
+        for i, gen in enumerate(gens)
+    ]
+    return {
+        "id": id or completion_id(),
+        "object": "chat.completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "system_fingerprint": system_fingerprint,
+        "choices": choices,
+        "usage": usage(gens[0].prompt_tokens if gens else 0, sum(len(gen.tokens) for gen in gens)),
+    }
+
+
+class ChatStreamEncoder:
+    """Turns one request's StreamSteps into `chat.completion.chunk` dicts sharing one id and timestamp."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        id: str | None = None,
+        created: int | None = None,
+        prompt_tokens: int = 0,
+        include_usage: bool = False,
+        logprobs: bool = False,
+        system_fingerprint: str = SYSTEM_FINGERPRINT,
+    ) -> None:
+        self.model = model
+        self.id = id or completion_id()
+        self.created = created if created is not None else int(time.time())
+        self.prompt_tokens = prompt_tokens
+        self.include_usage = include_usage
+        self.logprobs = logprobs
+        self.system_fingerprint = system_fingerprint
+        self.completion_tokens = 0
+        self.finished = False
+
+    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.system_fingerprint,
+            "choices": choices,
+        }
+        if self.include_usage:
+            out["usage"] = None  # OpenAI sends null on every chunk but the last when usage is asked for
+        return out
+
+    def _choice(
+        self, delta: dict[str, Any], reason: str | None = None, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
+
+    def start(self) -> dict[str, Any]:
+        """The first chunk: the assistant role with empty content, before any token."""
+        return self._chunk([self._choice({"role": "assistant", "content": ""})])
+
+    def encode(self, step: StreamStep, *, prompt_tokens: int | None = None) -> list[dict[str, Any]]:
+        """The chunks for `step`: its content (none for a special token such as EOS), then after the last
+        step the finish chunk and, if asked for, the usage chunk."""
+        if self.finished:
+            raise RuntimeError("This stream already sent its final chunk.")
+        if prompt_tokens is not None:
+            self.prompt_tokens = prompt_tokens
+        self.completion_tokens += 1
+        chunks = []
+        if step.token.text and not step.token.special:
+            logprobs = _logprobs([step.token]) if self.logprobs else None
+            chunks.append(self._chunk([self._choice({"content": step.token.text}, None, logprobs)]))
+        if step.finish_reason is not None:
+            self.finished = True
+            chunks.append(self._chunk([self._choice({}, finish_reason(step.finish_reason))]))
+            if self.include_usage:
+                chunks.append({**self._chunk([]), "usage": usage(self.prompt_tokens, self.completion_tokens)})
+        return chunks
+
+
+def error_body(message: str, error_type: str, status_code: int | None = None) -> dict[str, Any]:
+    """An error in OpenAI's shape, with inferd's `error_type` beside it.
+
+    OpenAI SDKs read `error.message`; inferd's and HF's clients read `error_type` to pick the exception.
+    """
+    return {
+        "error": {"message": message, "type": error_type, "param": None, "code": status_code},
+        "error_type": error_type,
+    }
+
+
+def sse(chunk: Mapping[str, Any] | str) -> bytes:
+    """One event on the wire: `data: {...}\\n\\n` (or `data: [DONE]\\n\\n`)."""
+    data = chunk if isinstance(chunk, str) else json.dumps(chunk, ensure_ascii=False, separators=(",", ":"))
+    return encode_event(data)
