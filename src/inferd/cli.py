@@ -1,0 +1,119 @@
+"""The `inferd` command: a small dict of subcommands, each adding its flags and running.
+
+    inferd serve --port 8080 --config models.toml --preload distilbert-base-uncased-finetuned-sst-2-english
+
+Add a subcommand by writing `_<name>_args(parser)` and `_<name>(args) -> int` and one line in SUBCOMMANDS.
+Nothing heavy is imported until a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# (one-line summary, add its flags, run it -> exit code)
+Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--config", type=Path, help="TOML file adding/overriding models and [server] settings")
+    p.add_argument("--preload", nargs="*", default=None, metavar="MODEL", help="models to load at start")
+    p.add_argument("--max-memory", help="unload least recently used models above this (e.g. 4GB)")
+    p.add_argument(
+        "--api-key", help="require `Authorization: Bearer <key>` on inference routes (env INFERD_API_KEY)"
+    )
+    p.add_argument("--max-json-bytes", help="body limit for JSON/text requests (default 2MB)")
+    p.add_argument("--max-media-bytes", help="body limit for image/audio requests (default 50MB)")
+    p.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="seconds per request (60)")
+    p.add_argument("--max-batch-size", type=int, help="largest batch a model runs (32)")
+    p.add_argument("--max-batch-wait-ms", type=float, help="how long a batch waits to fill (0)")
+    p.add_argument(
+        "--max-queue", type=int, dest="max_queue_per_model", help="queued requests per model before 429"
+    )
+    p.add_argument(
+        "--allow-dir", action="append", dest="allowed_dirs", help="folder `path:` models may come from"
+    )
+    p.add_argument(
+        "--no-docs", action="store_false", dest="docs", default=None, help="no Swagger UI at /docs"
+    )
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
+    """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
+    from .catalogue import default_catalogue
+    from .server.config import load_config, parse_size
+
+    config = load_config(args.config, default_catalogue())
+    values = dict(config.server)
+    if os.environ.get("INFERD_API_KEY"):
+        values["api_key"] = os.environ["INFERD_API_KEY"]
+    flags = {
+        k: v for k, v in vars(args).items() if v is not None and k not in ("command", "config", "log_level")
+    }
+    for key in ("max_memory", "max_json_bytes", "max_media_bytes"):
+        if key in flags:
+            flags[key] = parse_size(flags[key])
+    if "allowed_dirs" in flags:
+        flags["allowed_dirs"] = [str(Path(d).resolve()) for d in flags["allowed_dirs"]]
+    values.update(flags)
+    values["catalogue"], values["config_dir"] = config.catalogue, config.folder
+    return values
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server.app import create_app
+    from .server.config import ConfigError, server_settings
+    from .server.engine import Engine, EngineSettings
+
+    try:
+        values = _serve_values(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"inferd serve: {exc}", file=sys.stderr)
+        return 2
+    unknown = [m for m in values.get("preload", ()) if m not in values["catalogue"]]
+    if unknown:
+        print(f"inferd serve: --preload names unknown models: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    engine_settings = EngineSettings(
+        max_memory_bytes=values.get("max_memory"),
+        max_batch_size=values.get("max_batch_size", 32),
+        max_batch_wait_s=values.get("max_batch_wait_ms", 0.0) / 1000,
+        max_queue_per_model=values.get("max_queue_per_model", 256),
+        request_timeout_s=values.get("request_timeout_s", 60.0),
+        allowed_dirs=tuple(Path(d) for d in values.get("allowed_dirs", ())),
+        preload=tuple(values.get("preload", ())),
+        config_dir=values["config_dir"],
+    )
+    app = create_app(Engine(values["catalogue"], engine_settings), server_settings(values))
+    host, port = values.get("host", "127.0.0.1"), values.get("port", 8080)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    return 0
+
+
+SUBCOMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "serve": ("run the local multi-model inference server", _serve_args, _serve),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inferd", description="Inference for Python developers.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (summary, add_args, _) in SUBCOMMANDS.items():
+        add_args(commands.add_parser(name, help=summary, description=summary))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return SUBCOMMANDS[args.command][2](args)

@@ -1,0 +1,165 @@
+"""`inferd serve --config models.toml`: catalogue entries to add or override, and `[server]` settings.
+
+    [server]
+    max_memory = "4GB"
+    preload = ["sentence-transformers/all-MiniLM-L6-v2"]
+
+    [models."my-org/my-classifier"]
+    tasks = ["text-classification"]
+    backend = "transformers"
+    source = "path:./my-classifier"      # relative to this file's folder
+    default_for = ["text-classification"]
+
+An entry that already exists (a default model) keeps the fields the file does not set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..catalogue import ModelEntry
+from .settings import ServerSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """The config file is wrong; the message names the file, the table and the key."""
+
+
+_TUPLES = ("tasks", "default_for")
+_MAPPINGS = ("options", "sha256", "approximations")
+_STRINGS = ("backend", "source", "license", "name")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+# [server] keys: name -> (type, where it goes)
+SERVER_KEYS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "api_key": str,
+    "max_json_bytes": int,
+    "max_media_bytes": int,
+    "request_timeout_s": float,
+    "max_memory": str,
+    "max_batch_size": int,
+    "max_batch_wait_ms": float,
+    "max_queue_per_model": int,
+    "preload": list,
+    "allowed_dirs": list,
+    "docs": bool,
+}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from 4GB, 512MB, 1.5GiB, 4096 (decimal units; an `i` means powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ConfigError(f"'{value}' is not a size: write e.g. 4GB, 512MB or a number of bytes.")
+    number, unit = float(match.group(1)), (match.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    power = "bkmgt".index(unit[0]) if unit else 0
+    return int(number * base**power)
+
+
+def _entry(model_id: str, table: Any, base: ModelEntry | None, where: str) -> ModelEntry:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of fields.")
+    fields: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _TUPLES:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: `{key}` must be a list of strings.")
+            fields[key] = tuple(value)
+        elif key in _MAPPINGS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: `{key}` must be a table.")
+            fields[key] = dict(value)
+        elif key in _STRINGS:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: `{key}` must be a string.")
+            fields[key] = value
+        elif key == "trust_remote_code":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: `trust_remote_code` must be true or false.")
+            fields[key] = value
+        else:
+            known = sorted((*_TUPLES, *_MAPPINGS, *_STRINGS, "trust_remote_code"))
+            raise ConfigError(f"{where}: unknown key `{key}`; known keys: {', '.join(known)}.")
+    if base is not None:
+        return dataclasses.replace(base, **fields)
+    missing = [k for k in ("tasks", "backend", "source") if k not in fields]
+    if missing:
+        raise ConfigError(f"{where}: a new model needs {', '.join(f'`{m}`' for m in missing)}.")
+    return ModelEntry(model_id=model_id, **fields)
+
+
+def _server(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table.")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = SERVER_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}: unknown key `{key}`; known keys: {', '.join(sorted(SERVER_KEYS))}.")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if key == "max_memory" and isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}.")
+        if key == "max_memory":
+            value = parse_size(str(value))
+        out[key] = value
+    return out
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    """What a config file says: the catalogue after its additions, and the `[server]` values it set."""
+
+    catalogue: dict[str, ModelEntry]
+    server: dict[str, Any]
+    folder: Path | None = None  # relative paths in the file are taken from here
+
+
+def load_config(path: Path | None, base: Mapping[str, ModelEntry]) -> ServeConfig:
+    catalogue = dict(base)
+    if path is None:
+        return ServeConfig(catalogue, {})
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+    unknown = sorted(set(data) - {"server", "models"})
+    if unknown:
+        raise ConfigError(f'{path}: unknown table(s) {unknown}; expected [server] and [models."<id>"].')
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f'{path}: `models` must be tables like [models."org/name"].')
+    for model_id, table in models.items():
+        catalogue[model_id] = _entry(
+            model_id, table, catalogue.get(model_id), f'{path} [models."{model_id}"]'
+        )
+    server = _server(data.get("server", {}), f"{path} [server]")
+    folder = Path(path).resolve().parent
+    if "allowed_dirs" in server:
+        server["allowed_dirs"] = [str((folder / d).resolve()) for d in server["allowed_dirs"]]
+    return ServeConfig(catalogue, server, folder)
+
+
+def server_settings(values: Mapping[str, Any]) -> ServerSettings:
+    names = {f.name for f in dataclasses.fields(ServerSettings)}
+    return ServerSettings(**{k: v for k, v in values.items() if k in names})

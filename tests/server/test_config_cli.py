@@ -1,0 +1,90 @@
+"""`--config models.toml` and the `inferd serve` flags."""
+
+import pytest
+
+from inferd.catalogue import ModelEntry
+from inferd.cli import _serve_values, build_parser, main
+from inferd.server.config import ConfigError, load_config, parse_size
+
+BASE = {"org/base": ModelEntry("org/base", ("text-classification",), "transformers", "hub:org/base")}
+
+
+def write(tmp_path, text):
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    return path
+
+
+def test_config_adds_and_overrides_models_and_reads_server(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[server]
+max_memory = "1.5GB"
+max_json_bytes = 1000
+preload = ["my/model"]
+allowed_dirs = ["models"]
+
+[models."my/model"]
+tasks = ["fill-mask"]
+backend = "transformers"
+source = "path:./my-model"
+options = {revision = "main"}
+sha256 = {"model.safetensors" = "ab12"}
+default_for = ["fill-mask"]
+
+[models."org/base"]
+default_for = ["text-classification"]
+""",
+    )
+    config = load_config(path, BASE)
+    mine = config.catalogue["my/model"]
+    assert (
+        mine.tasks == ("fill-mask",)
+        and mine.options == {"revision": "main"}
+        and mine.default_for == ("fill-mask",)
+    )
+    base = config.catalogue["org/base"]
+    assert base.source == "hub:org/base" and base.default_for == ("text-classification",)  # kept + overridden
+    assert config.server["max_memory"] == 1_500_000_000 and config.server["preload"] == ["my/model"]
+    assert config.server["allowed_dirs"] == [str((tmp_path / "models").resolve())]
+    assert config.folder == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('[models."x/y"]\ntasks = ["fill-mask"]\n', "needs `backend`, `source`"),
+        ('[models."org/base"]\ntask = "typo"\n', "unknown key `task`"),
+        ('[models."org/base"]\ntasks = "fill-mask"\n', "`tasks` must be a list"),
+        ('[server]\nport = "80"\n', "`port` must be int"),
+        ('[server]\nmax_memory = "lots"\n', "not a size"),
+        ("[servers]\n", "unknown table"),
+        ("this is = = not toml", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, text, words):
+    with pytest.raises(ConfigError, match=words.replace("`", ".").replace("(", ".")):
+        load_config(write(tmp_path, text), BASE)
+
+
+def test_sizes():
+    assert parse_size("4GB") == 4 * 10**9 and parse_size("512MiB") == 512 * 2**20 and parse_size(10) == 10
+    assert parse_size("2mb") == 2_000_000
+
+
+def test_serve_flags_override_the_config_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "[server]\nport = 9000\nmax_batch_size = 4\n")
+    monkeypatch.setenv("INFERD_API_KEY", "from-env")
+    args = build_parser().parse_args(
+        ["serve", "--config", str(path), "--max-batch-size", "8", "--max-memory", "1GB"]
+    )
+    values = _serve_values(args)
+    assert values["port"] == 9000 and values["max_batch_size"] == 8 and values["max_memory"] == 10**9
+    assert values["api_key"] == "from-env" and values["config_dir"] == tmp_path.resolve()
+
+
+def test_serve_refuses_a_bad_config(tmp_path, capsys):
+    assert main(["serve", "--config", str(write(tmp_path, "[server]\nnope = 1\n"))]) == 2
+    assert "unknown key `nope`" in capsys.readouterr().err
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
