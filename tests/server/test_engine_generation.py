@@ -169,3 +169,28 @@ async def test_generator_refuses_a_model_that_does_not_generate(tmp_path):
         await engine.generator("p", wait_for_model=True)
     assert err.value.status_code == 501
     await engine.close()
+
+
+async def test_generations_waiting_on_a_model_are_bounded(tmp_path):
+    backend = CounterBackend()
+    register_backend("counter-test-2", backend)
+    (tmp_path / "llm").mkdir()
+    entry = ModelEntry("llm", ("text-generation",), "counter-test-2", f"path:{tmp_path / 'llm'}")
+    settings = EngineSettings(
+        allowed_dirs=(tmp_path,), digest_cache=tmp_path / "d.json", max_queue_per_model=1
+    )
+    engine = Engine({"llm": entry}, settings)
+    handle = await engine.generator("llm", wait_for_model=True)
+    running = handle.stream("a", {"max_new_tokens": None})
+    await running.__anext__()  # the first stream holds the model's thread
+    waiting = handle.stream("b", {"max_new_tokens": 1})
+    second = asyncio.create_task(waiting.__anext__())
+    while engine.registry.slots["llm"].active < 2:
+        await asyncio.sleep(0)
+    with pytest.raises(ServerError) as err:
+        await handle.generate("c", {})
+    assert err.value.status_code == 429 and "Retry-After" in err.value.headers
+    await running.aclose()
+    assert (await second).token.text == "0"  # the waiting stream runs in full once the first one ends
+    await waiting.aclose()
+    await engine.close()

@@ -272,6 +272,13 @@ class GeneratorHandle:
     def _check(self) -> None:
         if self._slot.model is not self.model or self._slot.thread is None:
             raise model_loading(self.entry.model_id, self._engine.registry.estimated_time(self._slot))
+        # Generations wait their turn on the model's thread; bound that line like a batcher's queue.
+        limit = self._engine.settings.max_queue_per_model
+        if self._slot.active > limit:
+            raise overloaded(
+                f"Model {self.entry.model_id} has {self._slot.active} generations running or waiting; retry later.",
+                self._engine.stats.mean_generation_s(self.entry.model_id),
+            )
 
     async def generate(self, prompt: str, parameters: dict[str, Any]) -> Generation:
         self._check()
@@ -298,6 +305,7 @@ class GeneratorHandle:
         self._check()
         thread = self._slot.thread
         assert thread is not None
+        start = time.monotonic()
         with self._engine.registry.using(self._slot):
             steps = thread.stream(lambda: self.model.stream(prompt, parameters))
             try:
@@ -307,6 +315,7 @@ class GeneratorHandle:
                 raise self._engine._model_error(self.entry, exc) from None
             finally:
                 await steps.aclose()  # type: ignore[attr-defined]
+                self._engine.stats.generation(self.entry.model_id, time.monotonic() - start)
 
 
 @dataclass(frozen=True)

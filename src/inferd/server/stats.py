@@ -77,6 +77,10 @@ class EngineStats:
         seconds = sum(s for (m, _), s in self.inference_seconds.items() if m == model_id)
         return seconds / runs if runs else 1.0
 
+    def mean_generation_s(self, model_id: str) -> float:
+        n = self.generations.get(model_id, 0)
+        return self.generation_seconds[model_id] / n if n else 1.0
+
     def snapshot(self) -> dict[str, Any]:
         def rows(d: dict[Any, Any]) -> list[list[Any]]:
             return [[*k, v] if isinstance(k, tuple) else [k, v] for k, v in d.items()]

@@ -1,0 +1,136 @@
+"""Load state and the memory LRU, through the engine with real test backends."""
+
+import asyncio
+import threading
+
+import pytest
+
+from inferd.backends import Backend, Model, register_backend
+from inferd.catalogue import ModelEntry
+from inferd.server.engine import Engine, EngineSettings
+from inferd.server.errors import ServerError
+
+
+class Sized(Model):
+    tasks = ("feature-extraction",)
+
+    def __init__(self, backend, name, size, ballast=0):
+        self.backend, self.name, self.size = backend, name, size
+        self.ballast = bytearray(b"\x01") * ballast  # touched pages: resident, seen by the RSS measure
+
+    def predict(self, task, inputs, parameters):
+        self.backend.seen.extend(inputs)
+        gate = self.backend.gates.get(self.name)
+        if gate is not None:
+            self.backend.running.set()
+            assert gate.wait(10)
+        return [len(x) for x in inputs]
+
+    def memory_bytes(self):
+        return self.size
+
+    def close(self):
+        self.backend.closed.append(self.name)
+
+
+class SizedBackend(Backend):
+    def __init__(self, size=100, ballast=0):
+        self.size, self.ballast = size, ballast
+        self.closed: list[str] = []
+        self.seen: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.running = threading.Event()
+
+    def load(self, entry, path):
+        return Sized(self, entry.model_id, self.size, self.ballast)
+
+
+def engine_for(tmp_path, backend, ids, **settings):
+    register_backend("sized-test", backend)
+    catalogue = {}
+    for model_id in ids:
+        (tmp_path / model_id).mkdir(exist_ok=True)
+        options = {"expected_load_s": 42}
+        catalogue[model_id] = ModelEntry(
+            model_id, ("feature-extraction",), "sized-test", f"path:{tmp_path / model_id}", options=options
+        )
+    return Engine(
+        catalogue, EngineSettings(allowed_dirs=(tmp_path,), digest_cache=tmp_path / "d.json", **settings)
+    )
+
+
+async def predict(engine, model_id, text="x", wait=True):
+    return await engine.predict(model_id, "feature-extraction", [text], {}, wait_for_model=wait)
+
+
+async def test_estimated_time_comes_from_the_entry_then_from_the_measured_load(tmp_path):
+    engine = engine_for(tmp_path, SizedBackend(), ("a", "b"), max_memory_bytes=150)
+    with pytest.raises(ServerError) as err:
+        await predict(engine, "a", wait=False)
+    assert 40 < err.value.extra["estimated_time"] <= 42  # the catalogue's expectation, minus time elapsed
+    await predict(engine, "a")
+    await predict(engine, "b")  # evicts a
+    with pytest.raises(ServerError) as err:
+        await predict(engine, "a", wait=False)
+    assert err.value.extra["estimated_time"] < 40  # now the measured (fast) load time
+    await engine.close()
+
+
+async def test_a_busy_model_is_never_evicted(tmp_path):
+    backend = SizedBackend()
+    engine = engine_for(tmp_path, backend, ("a", "b", "c"), max_memory_bytes=150)
+    await predict(engine, "a")
+    backend.gates["a"] = threading.Event()
+    busy = asyncio.create_task(predict(engine, "a", "busy"))
+    await asyncio.to_thread(backend.running.wait, 10)
+    await predict(engine, "b")  # over budget, but a is busy: b loads anyway and a keeps running
+    assert backend.closed == [] and engine.status("a")["loaded"]
+    backend.gates["a"].set()
+    assert await busy == [4]
+    # Both are idle now; a finished its request after b's, so b goes first, then a (100 + 100 > 150).
+    await predict(engine, "c")
+    assert backend.closed == ["b", "a"]
+    assert engine.status("c")["loaded"]
+    await engine.close()
+
+
+async def test_without_memory_bytes_the_rss_growth_of_the_load_is_counted(tmp_path):
+    backend = SizedBackend(size=0, ballast=64 << 20)
+    engine = engine_for(tmp_path, backend, ("a",))
+    await predict(engine, "a")
+    assert engine.registry.slots["a"].memory_bytes >= 32 << 20
+    await engine.close()
+
+
+async def test_a_cancelled_request_never_reaches_the_model(tmp_path):
+    backend = SizedBackend()
+    engine = engine_for(tmp_path, backend, ("a",))
+    await predict(engine, "a", "warm")
+    backend.gates["a"] = threading.Event()
+    backend.running.clear()
+    first = asyncio.create_task(predict(engine, "a", "first"))
+    await asyncio.to_thread(backend.running.wait, 10)
+    gone = asyncio.create_task(predict(engine, "a", "gone"))
+    kept = asyncio.create_task(predict(engine, "a", "kept"))
+    await asyncio.sleep(0.01)  # let both reach the queue (no assertion depends on this duration)
+    gone.cancel()
+    backend.gates["a"].set()
+    await asyncio.gather(first, kept)
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert backend.seen == ["warm", "first", "kept"]
+    await engine.close()
+
+
+async def test_stats_record_batches_and_requests(tmp_path):
+    engine = engine_for(tmp_path, SizedBackend(), ("a",))
+    with pytest.raises(ServerError):
+        await predict(engine, "a", wait=False)  # 503 while loading: counted as an error
+    await predict(engine, "a")
+    stats = engine.stats
+    assert stats.batches["a", "feature-extraction"] >= 1
+    assert stats.requests["a", "feature-extraction"] == 2
+    assert stats.errors["a", "feature-extraction", "model_loading"] == 1
+    assert stats.loads["a", True] == 1
+    assert "requests" in stats.snapshot()
+    await engine.close()
