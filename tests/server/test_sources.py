@@ -201,3 +201,16 @@ def test_a_cached_hub_model_gets_an_entry_with_its_task(hub_cache):
     assert hub_cached_entry("org/unknown") is None
     assert hub_cached_entry("org/absent") is None
     assert hub_cached_entry("../etc") is None
+
+
+def test_the_engine_serves_an_id_found_in_the_local_hub_cache(hub_cache, tmp_path):
+    from inferd.server.engine import Engine, EngineSettings
+    from inferd.server.errors import ServerError
+
+    fake_hub_cache(hub_cache, "org/tagged", {"config.json": "{}", "README.md": "pipeline_tag: fill-mask\n"})
+    engine = Engine({}, EngineSettings(digest_cache=tmp_path / "d.json"))
+    assert engine.entry("org/tagged").tasks == ("fill-mask",)
+    assert [e.model_id for e in engine.entries()] == ["org/tagged"]
+    assert engine.status("org/tagged")["framework"] == "transformers"
+    with pytest.raises(ServerError, match="neither in the server's catalogue nor in the local"):
+        engine.entry("org/absent")

@@ -151,10 +151,10 @@ class Registry:
         entry = s.entry
         thread: ModelThread | None = None
         try:
+            thread = ModelThread(entry.model_id)
+            # Outside the lock: a slow hub download or a big file to hash must not hold other models' loads.
+            folder = await thread.call(self._prepare, entry)
             async with self._load_lock:
-                s.load_started = time.monotonic()  # the estimate counts from when the load really starts
-                thread = ModelThread(entry.model_id)
-                folder = await thread.call(self._prepare, entry)
                 await self._make_room(s, exclude=s)
                 before = _rss()
                 model = await thread.call(self._load_sync, entry, folder)
