@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
 import numpy as np
 from PIL import Image
 
@@ -256,3 +259,27 @@ async def running(tmp_path: Path, settings: ServerSettings | None = None, **engi
             yield client
     finally:
         await engine.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, settings: ServerSettings | None = None, **engine_kw):
+    """(base url, backend) of the toy app on a real uvicorn, on a free port of 127.0.0.1."""
+    app, _, backend = make_app(tmp_path, settings, **engine_kw)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", backend
+    finally:
+        server.should_exit = True
+        await task

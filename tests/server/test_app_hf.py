@@ -138,3 +138,13 @@ async def test_audio_in_raw_or_base64_json_and_out_as_flac_or_wav(client):
     assert (
         tts.headers["content-type"] == "audio/wav" and soundfile.info(io.BytesIO(tts.content)).format == "WAV"
     )
+
+
+async def test_zero_shot_dict_for_huggingface_hub_before_1_0(client):
+    body = {"inputs": "hi", "parameters": {"candidate_labels": "a,b"}}
+    ua = {"user-agent": "unknown/None; hf_hub/0.21.4; python/3.10"}
+    r = await client.post("/pipeline/zero-shot-classification/toy/text", json=body, headers=ua)
+    assert r.json() == {"sequence": "", "labels": ["a", "b"], "scores": [0.5, 0.5]}
+    ua = {"user-agent": "unknown/None; hf_hub/1.2.0; python/3.12"}
+    r = await client.post("/pipeline/zero-shot-classification/toy/text", json=body, headers=ua)
+    assert r.json() == [{"label": "a", "score": 0.5}, {"label": "b", "score": 0.5}]

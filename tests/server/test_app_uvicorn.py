@@ -2,35 +2,18 @@
 
 import asyncio
 import json
-import socket
 import time
 
 import httpx
 import pytest
-import uvicorn
-from appkit import make_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from appkit import serving
 
 
 @pytest.fixture
 async def served(tmp_path):
-    app, engine, backend = make_app(tmp_path)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client, backend
-    server.should_exit = True
-    await task
+    async with serving(tmp_path) as (url, backend):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield client, backend
 
 
 async def test_tokens_arrive_one_by_one(served):

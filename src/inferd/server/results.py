@@ -6,6 +6,7 @@ answer with, turns numpy into lists, PIL masks into base64 PNG, and images/audio
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +78,19 @@ def _audio_blobs(result: Any) -> Any:
     return out
 
 
-def _one(task: str, result: Any) -> Any:
+def _legacy_zero_shot(result: Any) -> Any:
+    """The {sequence, labels, scores} object huggingface_hub < 1.0 indexes (`output["labels"]`)."""
+    items = _zero_shot(result)
+    if not isinstance(items, list):
+        return result
+    return {"sequence": "", "labels": [i["label"] for i in items], "scores": [i["score"] for i in items]}
+
+
+def _one(task: str, result: Any, legacy: bool = False) -> Any:
     """The per-input answer in wire shape (without the single-input outer list)."""
-    if task in ("zero-shot-classification", "zero-shot-image-classification"):
+    if task == "zero-shot-classification" and legacy:
+        result = _legacy_zero_shot(result)
+    elif task in ("zero-shot-classification", "zero-shot-image-classification"):
         result = _zero_shot(result)
     elif task == "image-segmentation":
         result = _segments(result)
@@ -104,11 +115,16 @@ def _binary(task: str, result: Any, accept: str | None) -> Encoded:
     raise ServerError(f"The model returned {type(result).__name__} for task '{task}'.", "internal")
 
 
-def encode(task: str, results: list[Any], batched: bool, accept: str | None) -> Encoded:
-    """The answer for a request; CPU work (PNG/FLAC encoding): call from a worker thread."""
+def encode(
+    task: str, results: list[Any], batched: bool, accept: str | None, *, legacy_zero_shot: bool = False
+) -> Encoded:
+    """The answer for a request; CPU work (PNG/FLAC encoding): call from a worker thread.
+
+    `legacy_zero_shot`: answer zero-shot-classification as {sequence, labels, scores} (see `legacy_client`).
+    """
     if task in ("text-to-image", "image-to-image", "text-to-speech"):
         return _binary(task, results[0], accept)
-    items = [_one(task, r) for r in results]
+    items = [_one(task, r, legacy_zero_shot) for r in results]
     if batched:
         return Encoded(items)
     item = items[0]
@@ -117,3 +133,13 @@ def encode(task: str, results: list[Any], batched: bool, accept: str | None) -> 
     if task in _LISTED and isinstance(item, dict):
         return Encoded([item])
     return Encoded(item)
+
+
+_HF_HUB = re.compile(r"\bhf_hub/(\d+)\.")
+
+
+def legacy_client(user_agent: str | None) -> bool:
+    """huggingface_hub before 1.0 parses zero-shot-classification as a dict (v0.21 to 0.36 do `output["labels"]`);
+    1.x fixed that to the list every other client reads (huggingface_hub#3557). Told apart by its User-Agent."""
+    match = _HF_HUB.search(user_agent or "")
+    return match is not None and match.group(1) == "0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,9 +47,9 @@ async def inference(request: Request, state: AppState, obs: Observation) -> Resp
         raise ServerError(
             f"The engine answered {len(answers)} results for {len(req.inputs)} inputs.", "internal"
         )
-    encoded = await run_in_threadpool(
-        results.encode, task, answers, req.batched, request.headers.get("accept")
-    )
+    legacy = results.legacy_client(request.headers.get("user-agent"))
+    encode = functools.partial(results.encode, legacy_zero_shot=legacy)
+    encoded = await run_in_threadpool(encode, task, answers, req.batched, request.headers.get("accept"))
     headers = obs.headers(state.settings.compute_type)
     headers.update(approximation_headers(dict(entry.approximations), task))
     if req.characters:
