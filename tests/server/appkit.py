@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 import numpy as np
+import uvicorn
 from PIL import Image
 
 from inferd.backends import (
