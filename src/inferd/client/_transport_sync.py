@@ -56,6 +56,7 @@ class SyncStreamResponse:
         self.url = url
         self.status_code: int = response.status
         self.headers: Mapping[str, str] = response.headers
+        self._done = False
 
     def read(self) -> Response:
         try:
@@ -72,6 +73,7 @@ class SyncStreamResponse:
             while True:
                 chunk = self._response.read1(65536)  # what has arrived: tokens are not held back
                 if not chunk:
+                    self._done = True
                     break
                 yield from decoder.feed(chunk)
         except _ERRORS as exc:
@@ -79,7 +81,7 @@ class SyncStreamResponse:
         yield from decoder.flush()
 
     def close(self) -> None:
-        if not self._response.closed and self._response.fp is not None and not self._response.isclosed():
+        if not self._done:
             self._response.close()  # an abandoned stream: drop the connection rather than drain it
         self._response.release_conn()
 
