@@ -1,0 +1,117 @@
+"""Build an ONNX graph of a BERT encoder straight from its safetensors weights, in memory.
+
+No export step and no torch: the weights that run are the bytes whose sha256 the server just checked. The graph
+is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, erf GELU); ONNX Runtime's optimiser
+fuses it (attention, LayerNorm, GELU) at session creation. Inputs `input_ids` and `attention_mask` (int64,
+batch x tokens); output the last hidden state. Token types are all zero, as sentence-transformers sends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+OPSET = 17  # LayerNormalization
+
+
+def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden = int(config["hidden_size"])
+    heads = int(config["num_attention_heads"])
+    layers = int(config["num_hidden_layers"])
+    eps = float(config.get("layer_norm_eps", 1e-12))
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"Unsupported BERT activation {config.get('hidden_act')!r}.")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError("Only absolute position embeddings are supported.")
+    head_dim = hidden // heads
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    counter = [0]
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def w(name: str, transpose: bool = False) -> str:
+        array = weights[prefix + name]
+        return const(name, array.T if transpose else array)
+
+    def op(kind: str, *inputs: str, **attrs: Any) -> str:
+        counter[0] += 1
+        out = f"{kind.lower()}_{counter[0]}"
+        nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def layer_norm(x: str, name: str) -> str:
+        return op("LayerNormalization", x, w(f"{name}.weight"), w(f"{name}.bias"), axis=-1, epsilon=eps)
+
+    def dense(x: str, name: str) -> str:
+        return op("Add", op("MatMul", x, w(f"{name}.weight", transpose=True)), w(f"{name}.bias"))
+
+    # Embeddings: word + position[:tokens] + token type 0.
+    zero, one = const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))
+    two = const("two", np.array([2], np.int64))
+    tokens = op("Slice", op("Shape", "input_ids"), one, two)
+    positions = op("Slice", w("embeddings.position_embeddings.weight"), zero, tokens, zero)
+    token_type = const("token_type_0", weights[prefix + "embeddings.token_type_embeddings.weight"][0])
+    x = op("Add", op("Gather", w("embeddings.word_embeddings.weight"), "input_ids"), positions)
+    x = layer_norm(op("Add", x, token_type), "embeddings.LayerNorm")
+
+    # Additive mask (batch, 1, 1, tokens): 0 where attended, -1e4 on padding, as BERT does.
+    mask = op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    mask = op(
+        "Mul",
+        op("Sub", const("f_one", np.array(1.0, np.float32)), mask),
+        const("neg", np.array(-1e4, np.float32)),
+    )
+    mask = op("Unsqueeze", mask, const("axes_1_2", np.array([1, 2], np.int64)))
+
+    split_shape = const("split_shape", np.array([0, 0, heads, head_dim], np.int64))
+    merge_shape = const("merge_shape", np.array([0, 0, hidden], np.int64))
+    scale = const("scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
+    half, sqrt2 = (
+        const("half", np.array(0.5, np.float32)),
+        const("sqrt2", np.array(math.sqrt(2.0), np.float32)),
+    )
+    f_one = "f_one"
+    for i in range(layers):
+        p = f"encoder.layer.{i}"
+
+        def heads_of(name: str, perm: list[int], src: str, p: str = p) -> str:
+            projected = dense(src, f"{p}.attention.self.{name}")
+            return op("Transpose", op("Reshape", projected, split_shape), perm=perm)
+
+        q = heads_of("query", [0, 2, 1, 3], x)
+        k = heads_of("key", [0, 2, 3, 1], x)
+        v = heads_of("value", [0, 2, 1, 3], x)
+        scores = op("Add", op("Mul", op("MatMul", q, k), scale), mask)
+        context = op("MatMul", op("Softmax", scores, axis=-1), v)
+        context = op("Reshape", op("Transpose", context, perm=[0, 2, 1, 3]), merge_shape)
+        attended = dense(context, f"{p}.attention.output.dense")
+        x = layer_norm(op("Add", attended, x), f"{p}.attention.output.LayerNorm")
+        h = dense(x, f"{p}.intermediate.dense")
+        h = op("Mul", op("Mul", h, half), op("Add", op("Erf", op("Div", h, sqrt2)), f_one))  # exact GELU
+        h = dense(h, f"{p}.output.dense")
+        x = layer_norm(op("Add", h, x), f"{p}.output.LayerNorm")
+
+    nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+    graph = helper.make_graph(
+        nodes,
+        "bert",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+        ],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "tokens", hidden])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())

@@ -1,0 +1,267 @@
+"""Sentence-transformers models: embeddings, sentence similarity, and an embedding approximation of zero-shot.
+
+Two runtimes, chosen by the entry's `options["runtime"]`:
+  "onnxruntime" (default) for BERT encoders with mean pooling (all-MiniLM-L6-v2): the ONNX graph is built in
+      memory from the verified `model.safetensors` (no export step, no torch), tokenized with `tokenizers`.
+      It matches sentence-transformers' own encode() within 1e-6 and loads in ~0.5 s instead of ~9 s.
+  "torch" for anything else: sentence-transformers itself (its own pipeline decides normalisation).
+
+Zero-shot classification is an approximation, named so in `approximations`: the text and one hypothesis per
+label ("This text is about {}.") are embedded, and the scores come from their cosine similarity. Single-label:
+softmax of cosine x 20 (20 is the scale all-MiniLM-L6-v2 was trained with, MultipleNegativesRankingLoss), so
+the scores sum to one. multi_label: each label's cosine clipped at 0, on its own. Neither is an entailment
+probability.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .base import Backend, InputError, Model
+
+if TYPE_CHECKING:
+    from ..catalogue import ModelEntry
+
+ZERO_SHOT_SCALE = 20.0  # softmax temperature 0.05 over cosines
+DEFAULT_TEMPLATE = "This text is about {}."
+_CHUNK = 32  # texts per forward pass, sorted by length so padding stays small
+
+
+class SentenceTransformersBackend(Backend):
+    name = "sentence-transformers"
+
+    def load(self, entry: ModelEntry, path: str) -> Model:
+        runtime = str(entry.options.get("runtime", "onnxruntime"))
+        threads = int(entry.options.get("threads", 0)) or min(os.cpu_count() or 1, 4)
+        folder = Path(path)
+        encoder: _Encoder
+        if runtime == "onnxruntime":
+            encoder = _OrtBertEncoder(folder, threads)
+        elif runtime == "torch":
+            encoder = _TorchEncoder(folder, threads)
+        else:
+            raise ValueError(f"Model {entry.model_id}: unknown runtime {runtime!r} (onnxruntime or torch).")
+        return SentenceEmbedder(entry, encoder)
+
+
+class _Encoder:
+    """Texts -> mean-pooled, not normalised vectors; `too_long` lists the inputs that were cut."""
+
+    max_tokens = 512
+    dim = 0
+    prompts: Mapping[str, str] = {}
+    nbytes = 0
+
+    def encode(self, texts: Sequence[str], direction: str) -> tuple[np.ndarray, list[int]]:
+        raise NotImplementedError
+
+
+class SentenceEmbedder(Model):
+    def __init__(self, entry: ModelEntry, encoder: _Encoder) -> None:
+        self.entry = entry
+        self.encoder = encoder
+        self.tasks = tuple(entry.tasks)
+        self.approximations = dict(entry.approximations)
+
+    def memory_bytes(self) -> int:
+        return self.encoder.nbytes
+
+    def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        if task == "feature-extraction":
+            return self._features(inputs, parameters)
+        if task == "sentence-similarity":
+            return self._similarity(inputs)
+        if task == "zero-shot-classification":
+            return self._zero_shot(inputs, parameters)
+        raise InputError(f"Model {self.entry.model_id} does not serve task '{task}'.")
+
+    def _embed(
+        self, texts: Sequence[str], *, truncate: bool | None = None, direction: str = "right"
+    ) -> np.ndarray:
+        """L2-normalised vectors. `truncate=False` refuses texts longer than the model takes."""
+        vectors, cut = self.encoder.encode(texts, direction)
+        if cut and truncate is False:
+            raise InputError(
+                f"Input {cut[0]} is longer than the {self.encoder.max_tokens} tokens this model takes; "
+                "send `truncate: true` to cut it."
+            )
+        return vectors
+
+    def _features(self, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        prompt = ""
+        if parameters.get("prompt_name") is not None:
+            name = parameters["prompt_name"]
+            if name not in self.encoder.prompts:
+                known = sorted(self.encoder.prompts) or "none"
+                raise InputError(f"Unknown prompt_name {name!r} for this model (its prompts: {known}).")
+            prompt = self.encoder.prompts[name]
+        dims = parameters.get("dimensions")
+        if dims is not None and dims > self.encoder.dim:
+            raise InputError(f"`dimensions` is {dims}, but this model's vectors have {self.encoder.dim}.")
+        flat: list[str] = []
+        for item in inputs:  # one input is a str or a list of str
+            texts = [item] if isinstance(item, str) else list(item)
+            if not all(isinstance(t, str) for t in texts):
+                raise InputError("feature-extraction takes a string or a list of strings.")
+            flat.extend(prompt + t for t in texts)
+        direction = str(parameters.get("truncation_direction") or "right").lower()
+        vectors = self._embed(flat, truncate=parameters.get("truncate"), direction=direction)
+        if dims is not None:
+            vectors = vectors[:, :dims]
+        if parameters.get("normalize", True):
+            vectors = _unit(vectors)
+        vectors = vectors.astype(np.float32)
+        out: list[Any] = []
+        i = 0
+        for item in inputs:
+            if isinstance(item, str):
+                out.append(vectors[i])
+                i += 1
+            else:
+                out.append(vectors[i : i + len(item)])
+                i += len(item)
+        return out
+
+    def _similarity(self, inputs: Sequence[Any]) -> list[Any]:
+        flat: list[str] = []
+        for item in inputs:
+            source, sentences = item.get("source_sentence"), item.get("sentences")
+            if not isinstance(source, str) or not isinstance(sentences, list) or not sentences:
+                raise InputError("sentence-similarity takes {source_sentence: str, sentences: [str, ...]}.")
+            flat.append(source)
+            flat.extend(str(s) for s in sentences)
+        vectors = _unit(self._embed(flat))
+        out, i = [], 0
+        for item in inputs:
+            n = len(item["sentences"])
+            out.append([float(x) for x in vectors[i + 1 : i + 1 + n] @ vectors[i]])
+            i += 1 + n
+        return out
+
+    def _zero_shot(self, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        labels = parameters.get("candidate_labels")
+        if isinstance(labels, str):  # huggingface_hub v0.21 sends one comma-joined string
+            labels = [part.strip() for part in labels.split(",")]
+        labels = [str(label) for label in labels or () if str(label).strip()]
+        if not labels:
+            raise InputError("zero-shot-classification needs `candidate_labels` (a list of labels).")
+        template = parameters.get("hypothesis_template") or DEFAULT_TEMPLATE
+        if "{}" not in template:
+            raise InputError(f"`hypothesis_template` must contain '{{}}' where the label goes: {template!r}.")
+        hypotheses = [template.replace("{}", label) for label in labels]
+        texts = [str(t) for t in inputs]
+        vectors = _unit(self._embed([*hypotheses, *texts]))
+        cosines = vectors[len(labels) :] @ vectors[: len(labels)].T  # (texts, labels)
+        out = []
+        for row in cosines:
+            if parameters.get("multi_label"):
+                scores = np.clip(row, 0.0, 1.0)
+            else:
+                e = np.exp(ZERO_SHOT_SCALE * (row - row.max()))
+                scores = e / e.sum()
+            order = np.argsort(-scores, kind="stable")
+            out.append([{"label": labels[j], "score": float(scores[j])} for j in order])
+        return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.clip(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12, None)
+
+
+def _st_config(folder: Path) -> tuple[int, dict[str, str]]:
+    """max_seq_length and named prompts from a sentence-transformers folder."""
+    max_len = 512
+    bert_cfg = folder / "sentence_bert_config.json"
+    if bert_cfg.is_file():
+        max_len = int(json.loads(bert_cfg.read_text()).get("max_seq_length", max_len))
+    st_cfg = folder / "config_sentence_transformers.json"
+    prompts = json.loads(st_cfg.read_text()).get("prompts", {}) if st_cfg.is_file() else {}
+    return max_len, dict(prompts)
+
+
+class _OrtBertEncoder(_Encoder):
+    def __init__(self, folder: Path, threads: int) -> None:
+        import onnxruntime as ort
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        from ._bert_onnx import bert_graph
+
+        config = json.loads((folder / "config.json").read_text())
+        pooling_file = folder / "1_Pooling" / "config.json"
+        if pooling_file.is_file() and not json.loads(pooling_file.read_text()).get(
+            "pooling_mode_mean_tokens"
+        ):
+            raise ValueError(
+                f"{folder}: the onnxruntime runtime does mean pooling only; use runtime 'torch'."
+            )
+        if config.get("model_type") != "bert":
+            raise ValueError(
+                f"{folder}: the onnxruntime runtime runs BERT encoders only; use runtime 'torch'."
+            )
+        self.max_tokens, self.prompts = _st_config(folder)
+        self.max_tokens = min(self.max_tokens, int(config.get("max_position_embeddings", 512)))
+        self.dim = int(config["hidden_size"])
+        graph = bert_graph(load_file(str(folder / "model.safetensors")), config)
+        self.nbytes = len(graph) + (16 << 20)  # weights plus ORT's arena, roughly
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self._tokenizers: dict[str, Any] = {}
+        for direction in ("right", "left"):
+            tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            tok.enable_truncation(self.max_tokens, direction=direction)
+            tok.no_padding()
+            self._tokenizers[direction] = tok
+
+    def encode(self, texts: Sequence[str], direction: str) -> tuple[np.ndarray, list[int]]:
+        encodings = self._tokenizers[direction].encode_batch(list(texts))
+        cut = [i for i, e in enumerate(encodings) if e.overflowing]
+        out = np.zeros((len(texts), self.dim), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), _CHUNK):
+            idx = order[start : start + _CHUNK]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), np.int64)
+            mask = np.zeros((len(idx), width), np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+            m = mask[..., None].astype(np.float32)
+            out[idx] = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        return out, cut
+
+
+class _TorchEncoder(_Encoder):
+    def __init__(self, folder: Path, threads: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(folder), device="cpu")
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.prompts = dict(self.model.prompts or {})
+        self.nbytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self._lock = threading.Lock()  # a torch module is not safe to call from two threads
+
+    def encode(self, texts: Sequence[str], direction: str) -> tuple[np.ndarray, list[int]]:
+        if direction != "right":
+            raise InputError("This model's runtime (torch) truncates on the right only.")
+        tokenizer = self.model.tokenizer
+        lengths = [len(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
+        cut = [i for i, n in enumerate(lengths) if n > self.max_tokens]
+        with self._lock:
+            vectors = self.model.encode(list(texts), batch_size=_CHUNK, convert_to_numpy=True)
+        return np.asarray(vectors, np.float32), cut
