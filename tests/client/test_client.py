@@ -16,6 +16,7 @@ from PIL import Image
 
 from inferd import AsyncInferenceClient, HfHubHTTPError, InferenceApi, InferenceClient, ModelStatus
 from inferd.client import _common
+from inferd.tasks import TASKS
 
 from .conftest import LocalServer, collect, reply, run, sse
 
@@ -315,3 +316,15 @@ def test_inference_api(server: LocalServer) -> None:
     assert image_api("a cat").size == (4, 3)
     with pytest.raises(ValueError, match="Invalid task make-coffee"), pytest.warns(FutureWarning):
         InferenceApi("tiny/sst2", task="make-coffee")
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_parameter_is_a_keyword_of_its_method(task: str) -> None:
+    # Parameter names come from inferd.tasks, the single source: a new one there shows up here.
+    spec = TASKS[task]
+    accepted = inspect.signature(getattr(InferenceClient, spec.python_name)).parameters
+    if task == "conversational":
+        assert "parameters" in accepted
+        return
+    missing = {p.name for p in spec.parameters} - set(accepted)
+    assert not missing, f"{spec.python_name} lacks {sorted(missing)}"

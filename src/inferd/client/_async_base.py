@@ -10,7 +10,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import IncompleteGenerationError
 from ..tasks import TASKS
@@ -21,6 +21,7 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._transport_async import AsyncStreamResponse, AsyncTransport, Stream, gather, sleep
 
 logger = logging.getLogger("inferd.client")
+_Client = TypeVar("_Client", bound="_AsyncBase")
 
 _RECOMMENDED = core.RECOMMENDED_MODELS
 _SERVER_TASKS = core.SERVER_TASKS
@@ -59,7 +60,7 @@ class _AsyncBase:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(model='{self.model or self.base_url or ''}', timeout={self.timeout})>"
 
-    async def __aenter__(self) -> _AsyncBase:
+    async def __aenter__(self: _Client) -> _Client:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

@@ -11,7 +11,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import IncompleteGenerationError
 from ..tasks import TASKS
@@ -22,6 +22,7 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._transport_sync import Stream, SyncStreamResponse, SyncTransport, gather, sleep
 
 logger = logging.getLogger("inferd.client")
+_Client = TypeVar("_Client", bound="_SyncBase")
 
 _RECOMMENDED = core.RECOMMENDED_MODELS
 _SERVER_TASKS = core.SERVER_TASKS
@@ -60,7 +61,7 @@ class _SyncBase:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(model='{self.model or self.base_url or ''}', timeout={self.timeout})>"
 
-    def __enter__(self) -> _SyncBase:
+    def __enter__(self: _Client) -> _Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
