@@ -85,7 +85,10 @@ def test_model_urls() -> None:
 def test_proxy_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     monkeypatch.setenv("NO_PROXY", "localhost")
-    assert _common.proxy_for("https://example.com/x", None, trust_env=True) == "http://proxy:3128"
-    assert _common.proxy_for("https://localhost/x", None, trust_env=True) is None
-    assert _common.proxy_for("https://example.com/x", None, trust_env=False) is None
-    assert _common.proxy_for("https://example.com/x", {"https": "http://p2"}, trust_env=True) == "http://p2"
+    env = _common.environment_proxies(trust_env=True)
+    assert _common.proxy_for("https://example.com/x", None, env) == "http://proxy:3128"
+    assert _common.proxy_for("https://localhost/x", None, env) is None
+    assert (
+        _common.proxy_for("https://example.com/x", None, _common.environment_proxies(trust_env=False)) is None
+    )
+    assert _common.proxy_for("https://example.com/x", {"https": "http://p2"}, env) == "http://p2"

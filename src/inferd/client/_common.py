@@ -349,16 +349,20 @@ class LineDecoder:
         return [rest] if rest else []
 
 
-def proxy_for(url: str, proxies: str | Mapping[str, str] | None, trust_env: bool) -> str | None:
+def environment_proxies(trust_env: bool) -> dict[str, str]:
+    """HTTP(S)_PROXY and friends, read once per client (as httpx does)."""
+    return urllib.request.getproxies() if trust_env else {}
+
+
+def proxy_for(url: str, proxies: str | Mapping[str, str] | None, found: Mapping[str, str]) -> str | None:
     """The proxy URL for `url`: the explicit `proxies` (one URL, or by scheme), else the environment's."""
-    scheme, _, rest = url.partition("://")
     if isinstance(proxies, str):
         return proxies
+    if not proxies and not found:
+        return None
+    scheme, _, rest = url.partition("://")
     if proxies:
         return proxies.get(scheme) or proxies.get(f"{scheme}://") or proxies.get("all")
-    if not trust_env:
-        return None
-    found = urllib.request.getproxies()
     proxy = found.get(scheme) or found.get("all")
     if proxy and urllib.request.proxy_bypass(rest.split("/", 1)[0]):
         return None

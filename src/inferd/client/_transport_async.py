@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ._common import LineDecoder, Response, TransportError, TransportTimeout, proxy_for
+from ._common import LineDecoder, Response, TransportError, TransportTimeout, environment_proxies, proxy_for
 
 T = TypeVar("T")
 # A generator the client closes itself (so a stream left early gives its connection back).
@@ -76,7 +76,7 @@ class AsyncStreamResponse:
 class AsyncTransport:
     def __init__(self, *, proxies: str | Mapping[str, str] | None = None, trust_env: bool = True) -> None:
         self._proxies = proxies
-        self._trust_env = trust_env
+        self._env_proxies = environment_proxies(trust_env)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -102,7 +102,7 @@ class AsyncTransport:
             data=body,
             headers=headers,
             timeout=_timeout(timeout),
-            proxy=proxy_for(url, self._proxies, self._trust_env),
+            proxy=proxy_for(url, self._proxies, self._env_proxies),
         )
 
     async def request(

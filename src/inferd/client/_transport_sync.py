@@ -17,7 +17,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from ._common import LineDecoder, Response, TransportError, TransportTimeout, proxy_for
+from ._common import LineDecoder, Response, TransportError, TransportTimeout, environment_proxies, proxy_for
 
 T = TypeVar("T")
 # A generator the client closes itself (so a stream left early gives its connection back).
@@ -89,12 +89,12 @@ class SyncStreamResponse:
 class SyncTransport:
     def __init__(self, *, proxies: str | Mapping[str, str] | None = None, trust_env: bool = True) -> None:
         self._proxies = proxies
-        self._trust_env = trust_env
+        self._env_proxies = environment_proxies(trust_env)
         self._pool = urllib3.PoolManager(num_pools=32, maxsize=32)
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
 
     def _manager(self, url: str) -> urllib3.PoolManager:
-        proxy = proxy_for(url, self._proxies, self._trust_env)
+        proxy = proxy_for(url, self._proxies, self._env_proxies)
         if proxy is None:
             return self._pool
         if proxy not in self._proxy_pools:
