@@ -65,7 +65,11 @@ _OPENAI_TYPES = {
 
 def openai_error_body(err: ServerError, param: str | None = None) -> dict[str, Any]:
     kind = _OPENAI_TYPES.get(err.status_code, "server_error")
-    return {"error": {"message": err.message, "type": kind, "param": param, "code": err.error_type}}
+    # `error_type` beside the envelope: inferd's and HF's clients pick the exception class from it.
+    return {
+        "error": {"message": err.message, "type": kind, "param": param, "code": err.error_type},
+        "error_type": err.error_type,
+    }
 
 
 def openai_error_response(exc: BaseException) -> JSONResponse:

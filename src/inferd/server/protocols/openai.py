@@ -6,9 +6,7 @@ server's default chat model); under /models/{id} the path decides.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -16,16 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ... import __version__
-from ...backends import Generation, InputError, StreamStep
-from ...sse import encode_event
+from ...backends import InputError, StreamStep
 from ...tasks import CHAT_COMPLETION
 from ..errors import ServerError
 from ..limits import read_body, unless_disconnected
 from ..metrics import Observation
 from ..payload import parse_body
-from ..respond import JSONResponse, as_server_error, dumps, openai_error_body
+from ..respond import JSONResponse, as_server_error, openai_error_body
 from ..state import AppState, endpoint
+from . import openai_wire as wire
 from .tgi import close_quietly, for_runtime, validate
 
 _PLACEHOLDERS = {"", "dummy", "tgi", "default"}
@@ -101,92 +98,41 @@ def generation_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": f"inferd-{__version__}",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-def _logprobs(gen: Generation) -> dict[str, Any]:
-    content = [
-        {"token": t.text, "logprob": t.logprob, "bytes": list(t.text.encode()), "top_logprobs": []}
-        for t in gen.tokens
-    ]
-    return {"content": content}
-
-
-def completion(gen: Generation, model: str, prompt_tokens: int, logprobs: bool) -> dict[str, Any]:
-    completion_tokens = len(gen.tokens)
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": f"inferd-{__version__}",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": gen.text},
-                "logprobs": _logprobs(gen) if logprobs else None,
-                "finish_reason": _FINISH.get(gen.finish_reason, "stop"),
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
 class _ObservedStream(StreamingResponse):
     observes_itself = True
 
 
 async def _events(
-    first: StreamStep, rest: AsyncIterator[StreamStep], model: str, usage: Any, obs: Observation
+    first: StreamStep,
+    rest: AsyncIterator[StreamStep],
+    encoder: wire.ChatStreamEncoder,
+    obs: Observation,
+    prompt_tokens: Callable[[], Awaitable[int]],
 ) -> AsyncIterator[bytes]:
-    cid, created, status, count = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), 200, 0
+    status = 200
     try:
-        yield encode_event(
-            dumps(_chunk(cid, model, created, {"role": "assistant", "content": ""}, None)).decode()
-        )
+        yield wire.sse(encoder.start())
         step: StreamStep | None = first
         while step is not None:
-            count += 1
-            finish = _FINISH.get(step.finish_reason, "stop") if step.finish_reason else None
-            yield encode_event(
-                dumps(_chunk(cid, model, created, {"content": step.token.text}, finish)).decode()
-            )
-            if finish:
+            last = step.finish_reason is not None
+            counted = await prompt_tokens() if last and encoder.include_usage else None
+            for chunk in encoder.encode(step, prompt_tokens=counted):
+                yield wire.sse(chunk)
+            if last:
                 break
             step = await anext(rest, None)
         else:
             raise ServerError("The generation stream ended before its last token.", "incomplete_generation")
-        if usage is not None:
-            prompt_tokens = await usage()
-            chunk = {**_chunk(cid, model, created, {}, None), "choices": []}
-            chunk["usage"] = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": count,
-                "total_tokens": prompt_tokens + count,
-            }
-            yield encode_event(dumps(chunk).decode())
-        yield encode_event("[DONE]")
+        yield wire.sse(wire.DONE)
     except anyio.get_cancelled_exc_class():
         status = 499
         raise
     except Exception as exc:
         err = as_server_error(exc)
         status = err.status_code
-        yield encode_event(dumps(openai_error_body(err)).decode())
+        yield wire.sse(openai_error_body(err))
     finally:
-        obs.generated_tokens = count
+        obs.generated_tokens = encoder.completion_tokens
         obs.done(status)
         await close_quietly(rest)
 
@@ -239,9 +185,8 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     if not stream:
         gen = await unless_disconnected(request, handle.generate(prompt, runtime), timeout)
         obs.generated_tokens = len(gen.tokens)
-        answer = completion(
-            gen, model_id, gen.prompt_tokens or await prompt_tokens(), body.get("logprobs") is True
-        )
+        answer = wire.chat_completion(gen, model=model_id, logprobs=body.get("logprobs") is True)
+        answer["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
         return JSONResponse(answer, headers=obs.headers(state.settings.compute_type))
     steps = handle.stream(prompt, runtime).__aiter__()
     try:
@@ -252,10 +197,13 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
         await close_quietly(steps)
         raise
     options = body.get("stream_options")
-    usage = prompt_tokens if isinstance(options, dict) and options.get("include_usage") else None
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    encoder = wire.ChatStreamEncoder(
+        model=model_id, include_usage=include_usage, logprobs=body.get("logprobs") is True
+    )
     headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
     return _ObservedStream(
-        _events(first, steps, model_id, usage, obs), media_type="text/event-stream", headers=headers
+        _events(first, steps, encoder, obs, prompt_tokens), media_type="text/event-stream", headers=headers
     )
 
 

@@ -8,24 +8,23 @@ InferenceClient and text_generation.Client recognise and retry without.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ...backends import Generation, InputError, StreamStep
-from ...sse import encode_event
+from ...backends import InputError, StreamStep
 from ...tasks import TASKS, ParameterError
 from ..errors import ServerError
 from ..limits import read_body, unless_disconnected
 from ..metrics import Observation
 from ..payload import HfRequest, parse_body
-from ..respond import JSONResponse, as_server_error, dumps
+from ..respond import JSONResponse, as_server_error
 from ..state import AppState, endpoint
+from . import tgi_wire as wire
 
 log = logging.getLogger("inferd.server")
 
@@ -94,40 +93,9 @@ def prompt_of(inputs: Any) -> str:
     return inputs
 
 
-def _token(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "text": t.text, "logprob": t.logprob, "special": t.special}
-
-
-def generate_response(gen: Generation, prompt: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    text = prompt + gen.text if params.get("return_full_text") else gen.text
-    out: dict[str, Any] = {"generated_text": text}
-    if params.get("details"):
-        out["details"] = {
-            "finish_reason": gen.finish_reason,
-            "generated_tokens": len(gen.tokens),
-            "seed": gen.seed if gen.seed is not None else params.get("seed"),
-            "prefill": [],
-            "tokens": [_token(t) for t in gen.tokens],
-            "top_tokens": None,
-            "best_of_sequences": None,
-        }
-    return out
-
-
-def _stream_event(index: int, step: StreamStep, text: str | None, details: dict[str, Any] | None) -> bytes:
-    event = {
-        "index": index,
-        "token": _token(step.token),
-        "top_tokens": None,
-        "generated_text": text,
-        "details": details,
-    }
-    return encode_event(dumps(event).decode())
-
-
 def error_event(exc: BaseException) -> bytes:
     err = as_server_error(exc)
-    return encode_event(orjson.dumps({"error": err.message, "error_type": err.error_type}).decode())
+    return wire.sse(wire.error_event(err.message, err.error_type))
 
 
 class _ObservedStream(StreamingResponse):
@@ -137,35 +105,18 @@ class _ObservedStream(StreamingResponse):
 async def _events(
     first: StreamStep,
     rest: AsyncIterator[StreamStep],
-    prompt: str,
-    params: Mapping[str, Any],
+    encoder: wire.StreamEncoder,
     obs: Observation,
-    handle: Any,
+    input_length: Callable[[], Awaitable[int]],
 ) -> AsyncIterator[bytes]:
     status = 200
-    pieces: list[str] = []
-    index = 0
     try:
         step: StreamStep | None = first
         while step is not None:
-            index += 1
-            pieces.append(step.token.text)
-            if step.finish_reason is None:
-                yield _stream_event(index, step, None, None)
-            else:
-                text = "".join(pieces)
-                details = None
-                if params.get("details"):
-                    input_length = await run_in_threadpool(handle.model.count_tokens, prompt)
-                    details = {
-                        "finish_reason": step.finish_reason,
-                        "generated_tokens": index,
-                        "seed": params.get("seed"),
-                        "input_length": input_length,
-                    }
-                yield _stream_event(
-                    index, step, prompt + text if params.get("return_full_text") else text, details
-                )
+            last = step.finish_reason is not None
+            length = await input_length() if last and encoder.details else None
+            yield wire.sse(encoder.encode(step, input_length=length))
+            if last:
                 return
             step = await anext(rest, None)
         status = 500
@@ -179,7 +130,7 @@ async def _events(
         status = as_server_error(exc).status_code
         yield error_event(exc)
     finally:
-        obs.generated_tokens = index
+        obs.generated_tokens = encoder.index
         obs.done(status)
         await close_quietly(rest)
 
@@ -213,7 +164,13 @@ async def run(
         except InputError as exc:
             raise ServerError(str(exc), "validation") from None
         obs.generated_tokens = len(gen.tokens)
-        body = generate_response(gen, prompt, params)
+        body = wire.generate_response(
+            gen,
+            prompt=prompt,
+            return_full_text=bool(params["return_full_text"]),
+            details=bool(params.get("details")),
+            seed=params.get("seed"),
+        )
         headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
         headers.update(
             {"x-prompt-tokens": str(gen.prompt_tokens), "x-generated-tokens": str(len(gen.tokens))}
@@ -231,7 +188,17 @@ async def run(
         raise
     headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
     headers["X-Accel-Buffering"] = "no"
-    events = _events(first, steps, prompt, params, obs, handle)
+    encoder = wire.StreamEncoder(
+        prompt=prompt,
+        return_full_text=bool(params["return_full_text"]),
+        details=bool(params.get("details")),
+        seed=params.get("seed"),
+    )
+
+    async def input_length() -> int:
+        return int(await run_in_threadpool(handle.model.count_tokens, prompt))
+
+    events = _events(first, steps, encoder, obs, input_length)
     return _ObservedStream(events, media_type="text/event-stream", headers=headers)
 
 
