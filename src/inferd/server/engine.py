@@ -43,7 +43,7 @@ class EngineSettings:
     max_batch_wait_s: float = 0.0
     max_queue_per_model: int = 256
     request_timeout_s: float = 60.0
-    allowed_dirs: tuple[Path, ...] = ()
+    allowed_dirs: tuple[Path, ...] = ()  # where "path:" models may live (with config_dir; neither: the cwd)
     preload: tuple[str, ...] = ()
     config_dir: Path | None = None  # relative "path:" sources are taken from here (the config file's folder)
     retry_failed_after_s: float = 30.0  # a failed load is retried by the first request after this

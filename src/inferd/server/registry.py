@@ -167,7 +167,12 @@ class Registry:
                 self._on_load(s, s.load_s, True)
             await self._make_room(s, exclude=s)  # the measure may exceed the guess
         except Exception as exc:
-            err = exc if isinstance(exc, LoadError) else LoadError(f"Model {entry.model_id} failed to load.")
+            # The load error is the operator's to fix (bad weights, missing dependency): say what it was.
+            err = (
+                exc
+                if isinstance(exc, LoadError)
+                else LoadError(f"Model {entry.model_id} failed to load: {exc!r}")
+            )
             if not isinstance(exc, LoadError):
                 log.exception("Loading %s failed", entry.model_id)
             else:
