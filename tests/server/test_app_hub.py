@@ -52,6 +52,9 @@ async def test_health_info_metrics(client):
     metrics = (await client.get("/metrics")).text
     assert 'inferd_request_total{model="toy/text",status="200",task="text-classification"} 1.0' in metrics
     assert "inferd_request_queue_duration_seconds_count" in metrics
+    assert 'inferd_batch_size_bucket{le="1",model="toy/text",task="text-classification"}' in metrics
+    assert 'inferd_model_load_total{model="toy/text",ok="true"}' in metrics
+    assert 'model="-"' not in metrics  # catalogue and status routes are not inference requests
 
 
 async def test_openapi_lists_every_task_with_its_parameters(client):

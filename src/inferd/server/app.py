@@ -112,5 +112,7 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Starle
 
     handlers: Any = {HTTPException: _http_error, Exception: _http_error}
     app = Starlette(routes=routes(settings), lifespan=lifespan, exception_handlers=handlers)
-    app.state.inferd = AppState(engine=engine, settings=settings)
+    app.state.inferd = state = AppState(engine=engine, settings=settings)
+    if getattr(engine, "stats", None) is not None:
+        state.metrics.watch_engine(engine.stats)  # type: ignore[attr-defined]
     return app

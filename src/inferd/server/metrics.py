@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .engine import REQUEST_TIMING
-from .stats import Timing
+from .stats import BATCH_BUCKETS, Timing
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _LABELS = ("model", "task")
@@ -55,6 +59,10 @@ class Metrics:
         )
         self.in_flight = Gauge("inferd_requests_in_flight", "Requests being answered.", registry=r)
 
+    def watch_engine(self, stats: Any) -> None:
+        """Publish the engine's own counters (batches, batch sizes, loads) at scrape time."""
+        self.registry.register(_EngineCollector(stats))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -86,6 +94,12 @@ class Observation:
             out["x-inference-time"] = f"{self.timing.inference_s:.3f}"
         return out
 
+    def discard(self) -> None:
+        """Not an inference request (catalogue, status...): leave it out of the request metrics."""
+        if not self._done:
+            self._done = True
+            self.metrics.in_flight.dec()
+
     def done(self, status: int) -> None:
         if self._done:
             return
@@ -99,3 +113,28 @@ class Observation:
             m.inference.labels(*labels).observe(self.timing.inference_s)
         if self.generated_tokens is not None:
             m.generated_tokens.labels(*labels).observe(self.generated_tokens)
+
+
+class _EngineCollector:
+    """inferd.server.stats.EngineStats as Prometheus families, read when /metrics is scraped."""
+
+    def __init__(self, stats: Any) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self.stats
+        batches = CounterMetricFamily("inferd_batch", "Batches run.", labels=_LABELS)
+        items = CounterMetricFamily("inferd_batch_items", "Inputs run in batches.", labels=_LABELS)
+        for (model, task), n in dict(s.batches).items():
+            batches.add_metric([model, task], n)
+            items.add_metric([model, task], s.batch_items.get((model, task), 0))
+        sizes = HistogramMetricFamily("inferd_batch_size", "Inputs per batch.", labels=_LABELS)
+        for (model, task), counts in dict(s.batch_sizes).items():
+            bounds = [str(b) for b in BATCH_BUCKETS] + ["+Inf"]
+            cumulative = list(itertools.accumulate(counts))
+            total = sum(c * b for c, b in zip(counts, (*BATCH_BUCKETS, BATCH_BUCKETS[-1]), strict=False))
+            sizes.add_metric([model, task], list(zip(bounds, cumulative, strict=False)), sum_value=total)
+        loads = CounterMetricFamily("inferd_model_load", "Model loads by outcome.", labels=["model", "ok"])
+        for (model, ok), n in dict(s.loads).items():
+            loads.add_metric([model, str(ok).lower()], n)
+        yield from (batches, items, sizes, loads)

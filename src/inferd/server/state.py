@@ -73,10 +73,11 @@ Handler = Callable[[Request, AppState, Observation], Awaitable[Response]]
 
 
 def endpoint(
-    *, protocol: str = "hf", auth: bool = True
+    *, protocol: str = "hf", auth: bool = True, record: bool = True
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap an inference handler: API key, metrics, timing headers, and every error answered in one envelope.
 
+    `record=False` leaves a route out of the request metrics (catalogue and status routes).
     The handler gets an Observation whose `task` it may set once known; errors (ServerError or unexpected)
     become `{"error", "error_type"}` (or OpenAI's envelope when protocol="openai").
     """
@@ -95,7 +96,7 @@ def endpoint(
                     check_api_key(request, state.settings.api_key)
                 response = await handler(request, state, obs)
                 status = response.status_code
-                if getattr(response, "observes_itself", False):  # streams record when they end
+                if record and getattr(response, "observes_itself", False):  # streams record when they end
                     return response
             except ClientGone:
                 status = 499  # nginx's "client closed request": nobody reads this answer
@@ -104,7 +105,10 @@ def endpoint(
                 response = render(exc)
                 status = response.status_code
                 response.headers.update(obs.headers(state.settings.compute_type))
-            obs.done(status)
+            if record:
+                obs.done(status)
+            else:
+                obs.discard()
             return response
 
         return run

@@ -207,7 +207,7 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     )
 
 
-@endpoint(protocol="openai")
+@endpoint(protocol="openai", record=False)
 async def list_models(request: Request, state: AppState, obs: Observation) -> Response:
     data = [
         {"id": e.model_id, "object": "model", "created": 0, "owned_by": "inferd", "tasks": list(e.tasks)}
