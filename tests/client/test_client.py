@@ -92,6 +92,10 @@ async def test_headers_tokens_and_cookies(
         ).text_classification("x")
     )
     sent = server.seen[-1].headers
+    assert (
+        make_client("m", token="hf_x", headers={"AUTHORIZATION": "Bearer mine"}).headers["Authorization"]
+        == "Bearer mine"
+    )
     assert sent["user-agent"] == "mine" and sent["x-extra"] == "1" and sent["cookie"] == "a=b"
     assert "authorization" not in sent
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")

@@ -168,17 +168,46 @@ def resolve_token(token: str | bool | None) -> str | None:
     return found or None
 
 
+class Headers(dict):  # type: ignore[type-arg]
+    """A dict of headers whose keys ignore case (stored lower-cased): `headers["Authorization"]` works."""
+
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.update(data or {})
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())  # type: ignore[no-any-return]
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return super().pop(key.lower(), *default)
+
+    def update(self, other: Any = (), /, **kwargs: str) -> None:  # type: ignore[override]
+        for key, value in dict(other, **kwargs).items():
+            self[key] = value
+
+
 def build_headers(
     token: str | None, headers: Mapping[str, str] | None, cookies: Mapping[str, str] | None
-) -> dict[str, str]:
-    """Default headers, then the user's (which win whatever their case). Keys are lower-cased."""
-    out = {"user-agent": USER_AGENT}
+) -> Headers:
+    """Default headers, then the user's (which win whatever their case)."""
+    out = Headers({"user-agent": USER_AGENT})
     if token:
         out["authorization"] = f"Bearer {token}"
     if cookies:
         out["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    for key, value in (headers or {}).items():
-        out[key.lower()] = value
+    out.update(headers or {})
     return out
 
 
