@@ -17,13 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "src" / "inferd" / "client"
-SOURCES = [
-    "_async_client.py",
-    "_async_base.py",
-    "_async_text_tasks.py",
-    "_async_media_tasks.py",
-    "_async_generation.py",
-]
+SOURCES = sorted(path.name for path in CLIENT.glob("_async_*.py"))  # each makes its _sync_* twin
 
 SUBS = [
     (r"\basync def\b", "def"),

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from ._sync_chat import _SyncChat
 from ._sync_generation import _SyncGeneration
 from ._sync_media_tasks import _SyncMediaTasks
 from ._sync_text_tasks import _SyncTextTasks
 
 
-class InferenceClient(_SyncGeneration, _SyncMediaTasks, _SyncTextTasks):
+class InferenceClient(_SyncGeneration, _SyncChat, _SyncMediaTasks, _SyncTextTasks):
     """Call hosted or local inference servers: one method per task, one pooled connection per client.
 
     >>> with InferenceClient(base_url="http://127.0.0.1:8000") as client:
