@@ -19,7 +19,7 @@ What `predict` returns per input (the server turns a single input's result into 
 | translation | {translation_text} (server wraps in a list) |
 | text-generation | {generated_text} (server wraps in a list); TGI/OpenAI go through TextGenerator |
 | conversational | {generated_text, conversation: {past_user_inputs, generated_responses}, warnings} |
-| feature-extraction | numpy float32: [seq, hidden] per text, or [hidden] for sentence-transformers folders |
+| feature-extraction | numpy float32: [1, seq, hidden] per text (as the pipeline), [hidden] for sentence-transformers |
 | sentence-similarity | [float] cosine of the source with each sentence |
 | image-classification | [{label, score}] best first |
 | object-detection | [{label, score, box: {xmin, ymin, xmax, ymax}}] |

@@ -1,7 +1,7 @@
 """Embeddings without a pipeline: the padded batch is cut back per input, so each text gets its own length.
 
-A plain transformers folder gives token vectors [seq, hidden] per text, as the hosted feature-extraction
-pipeline does. A sentence-transformers folder (modules.json + 1_Pooling/config.json) gives one pooled vector
+A plain transformers folder gives token vectors [1, seq, hidden] per text, exactly what the transformers
+feature-extraction pipeline (and so the hosted API) returns for one string. A sentence-transformers folder (modules.json + 1_Pooling/config.json) gives one pooled vector
 per text, normalised when the folder has a Normalize module, and may define prompts (`prompt_name`).
 """
 
@@ -102,7 +102,7 @@ def _embedder(entry: ModelEntry, path: str, shared: dict[str, Any]) -> Embedder:
 
 
 class FeatureExtraction(Runner):
-    """Per input: float32 [seq, hidden] (plain model) or [hidden] (sentence-transformers folder)."""
+    """Per input: float32 [1, seq, hidden] (plain model) or [hidden] (sentence-transformers folder)."""
 
     honoured = frozenset({"normalize", "prompt_name", "truncate", "truncation_direction", "dimensions"})
     shares_model = True
@@ -131,7 +131,8 @@ class FeatureExtraction(Runner):
         if e.sentence_transformers:
             vectors = list(e.pooled(texts, truncate, direction))
         else:
-            vectors, _ = e.tokens(texts, truncate, direction)
+            tokens, _ = e.tokens(texts, truncate, direction)
+            vectors = [t[None] for t in tokens]
         dims = params.get("dimensions")
         out = []
         for v in vectors:
