@@ -134,3 +134,14 @@ async def test_stats_record_batches_and_requests(tmp_path):
     assert stats.loads["a", True] == 1
     assert "requests" in stats.snapshot()
     await engine.close()
+
+
+async def test_measured_load_times_survive_a_restart(tmp_path):
+    engine = engine_for(tmp_path, SizedBackend(), ("a",))
+    await predict(engine, "a")
+    await engine.close()
+    restarted = engine_for(tmp_path, SizedBackend(), ("a",))
+    with pytest.raises(ServerError) as err:
+        await predict(restarted, "a", wait=False)
+    assert err.value.extra["estimated_time"] < 40  # the measure, not the catalogue's expected 42 s
+    await restarted.close()

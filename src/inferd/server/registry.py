@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..backends import Model, get_backend
@@ -88,13 +90,18 @@ class Registry:
         self._on_unload = on_unload
         self._on_load = on_load
         self.slots: dict[str, Slot] = {}
+        # Measured load times survive a restart, so the first 503's estimated_time is already a measure.
+        self._times_file = digests.file.with_name(".load-times.json") if digests.file else None
+        self._times: dict[str, float] = _read_times(self._times_file)
         self._load_lock = asyncio.Lock()  # one load at a time: eviction sums and RSS deltas stay honest
 
     def slot(self, entry: ModelEntry) -> Slot:
         s = self.slots.get(entry.model_id)
         if s is None:
             s = self.slots[entry.model_id] = Slot(
-                entry, expected_load_s=_option_float(entry, "expected_load_s")
+                entry,
+                load_s=self._times.get(entry.model_id),
+                expected_load_s=_option_float(entry, "expected_load_s"),
             )
         return s
 
@@ -163,6 +170,7 @@ class Registry:
             s.model, s.thread, s.state, s.last_used = model, thread, LOADED, time.monotonic()
             thread = None
             log.info("Loaded %s in %.2fs (%d MB)", entry.model_id, s.load_s, s.memory_bytes >> 20)
+            self._remember(entry.model_id, s.load_s)
             if self._on_load:
                 self._on_load(s, s.load_s, True)
             await self._make_room(s, exclude=s)  # the measure may exceed the guess
@@ -183,6 +191,17 @@ class Registry:
         finally:
             if thread is not None:
                 thread.shutdown()
+
+    def _remember(self, model_id: str, seconds: float) -> None:
+        self._times[model_id] = round(seconds, 3)
+        if self._times_file is None:
+            return
+        try:
+            tmp = self._times_file.with_name(f"{self._times_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._times))
+            os.replace(tmp, self._times_file)
+        except OSError as exc:
+            log.warning("Cannot record load times in %s: %s", self._times_file, exc)
 
     def _prepare(self, entry: ModelEntry) -> Any:
         """On the model thread: find the files, check their digests, guess the size from the disk."""
@@ -262,6 +281,14 @@ def _measure(model: Model, rss_delta: int) -> int:
     except Exception:
         reported = 0
     return reported if reported > 0 else max(rss_delta, 0)
+
+
+def _read_times(file: Path | None) -> dict[str, float]:
+    try:
+        data = json.loads(file.read_text()) if file is not None and file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))}
 
 
 def _option_float(entry: ModelEntry, key: str) -> float | None:
