@@ -93,5 +93,6 @@ class ModelThread:
             job.cancel()
 
     def shutdown(self) -> None:
-        # Never wait: a job stuck in model code must not block the event loop or the server's exit.
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # Never wait: a job stuck in model code must not block the event loop or the server's exit. Jobs already
+        # queued (a model's close() behind a last stream) still run.
+        self._executor.shutdown(wait=False)

@@ -29,6 +29,7 @@ from .sources import DigestCache, SourceError, folder_bytes, resolve_source, ver
 log = logging.getLogger(__name__)
 
 LOADABLE, LOADING, LOADED, FAILED = "Loadable", "Loading", "Loaded", "Failed"
+CLOSE_TIMEOUT_S = 10.0
 
 # Extras that install a backend's runtime, for the "not installed" message.
 _BACKEND_EXTRAS = {"transformers": "inferd[transformers]", "sentence-transformers": "inferd[transformers]"}
@@ -260,7 +261,11 @@ class Registry:
             await self._on_unload(s)
         if thread is not None and model is not None:
             try:
-                await thread.call(model.close)
+                # Queued behind any call still on the thread (a stream at shutdown): bounded, so that
+                # closing the server never hangs on one model; the close still runs when its turn comes.
+                await asyncio.wait_for(asyncio.shield(thread.call(model.close)), CLOSE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("%s is still busy; closing it in the background", s.entry.model_id)
             except Exception:
                 log.exception("Closing %s failed", s.entry.model_id)
             thread.shutdown()
