@@ -153,7 +153,10 @@ async def test_a_failing_model_leaves_the_others_serving_and_can_be_retried(tmp_
     engine.catalogue.update(make(tmp_path, bad, ids=("bad",), name="echo-bad").catalogue)
     with pytest.raises(ServerError) as err:
         await engine.predict("bad", "text-classification", ["x"], {}, wait_for_model=True)
-    assert err.value.status_code == 500 and "bad failed to load: RuntimeError('weights are garbage')" in err.value.message
+    assert (
+        err.value.status_code == 500
+        and "bad failed to load: RuntimeError('weights are garbage')" in err.value.message
+    )
     assert engine.status("bad")["state"] == "Failed" and "failed to load" in engine.status("bad")["error"]
     assert await engine.predict("good", "text-classification", ["x"], {}, wait_for_model=True)
     bad.fail = None  # fixed on disk: the next request after the backoff loads it again
