@@ -13,7 +13,10 @@ Labels: the 1000 ImageNet-1k classes in the standard order (sorted WordNet ids),
 "tabby, tabby cat", as in transformers' ImageNet `id2label` tables.
 
 Parameters: `top_k` (default 5) and `function_to_apply`: "softmax" (default), "sigmoid" or "none" (raw logits).
-Entry options: `threads` (torch intra-op threads; default: the CPUs this process may use).
+Entry options: `threads` (torch intra-op threads; default: half the CPUs this process may use, at least 1).
+Why half: the server runs several models at once, and torch's OpenMP workers spin while they wait; on this
+2-core machine under load one thread answered in 130 ms and two in 0.6-2.5 s. torch's thread count is one
+setting per process, so this also applies to other torch backends loaded in the same server.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ class EfficientNetBackend(Backend):
         weights = folder / str(entry.options.get("file", WEIGHTS)) if folder.is_dir() else folder
         if not weights.is_file():
             raise RuntimeError(f"EfficientNet-Lite0 weights {weights} are missing.")
-        threads = int(entry.options.get("threads") or usable_cpus())
+        threads = int(entry.options.get("threads") or max(1, usable_cpus() // 2))
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         network = EfficientNet.from_name("efficientnet-lite0")

@@ -15,7 +15,8 @@ marks the foreground of portraits and half-body shots and also gives high probab
 subjects (a cat photo comes out mostly "person"); it does not say whether a person is present.
 `subtask` may be "semantic" or omitted; "instance" and "panoptic" are refused (one class, no instances).
 
-Entry options: `file` ("selfie_segmentation.tflite"), `threads` (LiteRT threads, default 2).
+Entry options: `file` ("selfie_segmentation.tflite"), `threads` (LiteRT threads, default half the CPUs,
+at least 1, as the other vision backends).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import Backend, InputError, Model
+from .efficientnet import usable_cpus
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
@@ -120,7 +122,9 @@ class LiteRtSegmentationBackend(Backend):
         )
         if not model.is_file():
             raise RuntimeError(f"Segmentation model {model} is missing; run the model install step.")
-        interpreter = Interpreter(model_path=str(model), num_threads=int(entry.options.get("threads", 2)))
+        interpreter = Interpreter(
+            model_path=str(model), num_threads=int(entry.options.get("threads") or max(1, usable_cpus() // 2))
+        )
         interpreter.allocate_tensors()
         # The float32 weights plus LiteRT's arena for 256 x 256 activations.
         return LiteRtSegmentationModel(interpreter, 4 * model.stat().st_size + 16 * 2**20)
