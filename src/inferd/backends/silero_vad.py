@@ -78,7 +78,7 @@ class SileroVadModel(Model):
             score = min(
                 1.0, max(0.0, self.speech_score(self.frame_probabilities(resample(array, rate, RATE))))
             )
-            scored = sorted(zip((score, 1.0 - score), LABELS), key=lambda pair: -pair[0])
+            scored = sorted(zip((score, 1.0 - score), LABELS, strict=True), key=lambda pair: -pair[0])
             labels = [{"label": label, "score": value} for value, label in scored]
             results.append(labels[:top_k] if top_k else labels)
         return results
