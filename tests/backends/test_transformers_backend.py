@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("transformers")
 os.environ.setdefault("INFERD_TORCH_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from PIL import Image  # noqa: E402
 
