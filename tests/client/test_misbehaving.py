@@ -64,7 +64,7 @@ async def test_loading_model_gives_up_when_the_timeout_runs_out(
         InferenceTimeoutError, match=r"Model not loaded on the server: .*/models/m\. .*current: 0\.3"
     ):
         await run(make_client("m", timeout=0.3).text_classification("hi"))
-    assert posts(server) >= 3
+    assert posts(server) >= 2  # polled, not given up at the first 503
 
 
 async def test_429_honours_retry_after(server: LocalServer, make_client: Any) -> None:
