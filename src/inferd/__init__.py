@@ -17,7 +17,9 @@ from .errors import (
     HTTPError,
     IncompleteGenerationError,
     InferdError,
+    InferenceConnectionError,
     InferenceTimeoutError,
+    InvalidResponseError,
     ModelLoadingError,
     NotFoundError,
     NotSupportedError,
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from .client import (
         AsyncInferenceClient,
         InferenceClient,
-        InferenceConnectionError,
-        InvalidResponseError,
         ModelStatus,
         RetryPolicy,
     )
@@ -63,9 +63,7 @@ _LAZY = {
     "FinishReason": "inferd.client._text_generation",
     "InferenceApi": "inferd.client.inference_api",
     "InferenceClient": "inferd.client",
-    "InferenceConnectionError": "inferd.client",
     "InputToken": "inferd.client._text_generation",
-    "InvalidResponseError": "inferd.client",
     "ModelStatus": "inferd.client",
     "RetryPolicy": "inferd.client",
     "StreamDetails": "inferd.client._text_generation",

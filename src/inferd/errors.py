@@ -106,6 +106,14 @@ class UnknownError(TextGenerationError):
     """The server named an error type inferd does not know."""
 
 
+class InferenceConnectionError(InferdError, ConnectionError):
+    """The connection failed or dropped and the retries ran out."""
+
+
+class InvalidResponseError(InferdError, ValueError):
+    """The server answered 200 with a body that is not what the task returns."""
+
+
 # The one map from wire error_type to exception. The server uses these names; TGI uses the first four.
 ERROR_TYPES: Mapping[str, type[HfHubHTTPError]] = {
     "validation": ValidationError,

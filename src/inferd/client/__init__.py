@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..errors import InferenceConnectionError, InvalidResponseError
 from ._async_client import AsyncInferenceClient
-from ._common import InferenceConnectionError, InvalidResponseError, ModelStatus
+from ._common import ModelStatus
 from ._retry import RetryPolicy
 from ._sync_client import InferenceClient
 

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import HfHubHTTPError, InferdError, InferenceTimeoutError, error_class
+from ..errors import (
+    HfHubHTTPError,
+    InferenceTimeoutError,
+    InvalidResponseError,
+    error_class,
+)
 from ..tasks import TASKS
 
 DEFAULT_INFERENCE_ENDPOINT = "https://api-inference.huggingface.co"
@@ -55,14 +60,6 @@ def clear_caches() -> None:
     RECOMMENDED_MODELS.clear()
     SERVER_TASKS.clear()
     UNSUPPORTED_PARAMETERS.clear()
-
-
-class InferenceConnectionError(InferdError, ConnectionError):
-    """The connection failed or dropped and the retries ran out."""
-
-
-class InvalidResponseError(InferdError, ValueError):
-    """The server answered 200 with a body that is not what the task returns."""
 
 
 class TransportTimeout(Exception):

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
-from ..errors import IncompleteGenerationError
+from ..errors import IncompleteGenerationError, InferenceConnectionError
 from ..tasks import TASKS
 from . import _common as core
 from ._common import Response, TransportError, TransportTimeout
@@ -106,7 +106,7 @@ class _SyncBase:
         if base_url not in _SERVER_TASKS:
             try:
                 response = self._request("GET", f"{base_url}/api/tasks", check=False, retry=False)
-            except (core.InferenceConnectionError, core.HfHubHTTPError):
+            except (InferenceConnectionError, core.HfHubHTTPError):
                 return None  # not cached: the call itself will report the server's state
             body = response.json_body if response.status_code == 200 else None
             _SERVER_TASKS[base_url] = core.recommended_from_tasks(body) if isinstance(body, dict) else None
@@ -172,7 +172,7 @@ class _SyncBase:
             except TransportError as exc:
                 wait = self._retry.delay(attempt=attempt, remaining=remaining) if retry else None
                 if wait is None:
-                    raise core.InferenceConnectionError(f"Connection to {url} failed: {exc}") from None
+                    raise InferenceConnectionError(f"Connection to {url} failed: {exc}") from None
                 logger.info("Connection to %s failed (%s); retrying in %.2fs.", url, exc, wait)
                 attempt += 1
                 sleep(wait)

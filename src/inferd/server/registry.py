@@ -32,7 +32,22 @@ LOADABLE, LOADING, LOADED, FAILED = "Loadable", "Loading", "Loaded", "Failed"
 CLOSE_TIMEOUT_S = 10.0
 
 # Extras that install a backend's runtime, for the "not installed" message.
-_BACKEND_EXTRAS = {"transformers": "inferd[transformers]", "sentence-transformers": "inferd[transformers]"}
+# What to install for each backend, named in the error a model with a missing runtime answers.
+_BACKEND_EXTRAS = {
+    "transformers": "inferd[transformers]",
+    "sentence-transformers": "inferd[models-text]",
+    "vader": "inferd[models-text]",
+    "spacy": "inferd[models-text]",
+    "sklearn": "inferd[models-text]",
+    "llama-cpp": "inferd[models-llm]",
+    "faster-whisper": "inferd[models-audio]",
+    "silero-vad": "inferd[models-audio]",
+    "piper": "inferd[tts-piper]",
+    "efficientnet": "inferd[models-vision]",
+    "opencv-yolo": "inferd[models-vision]",
+    "litert-segmentation": "inferd[models-vision]",
+    "rapidocr": "inferd[models-vision]",
+}
 
 
 class LoadError(Exception):
