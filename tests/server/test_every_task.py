@@ -277,6 +277,8 @@ def test_text_generation_streams_token_by_token(base_url, client_name):
     assert len(steps) == 5 and [s.details is not None for s in steps] == [False] * 4 + [True]
     assert [s.token.id for s in steps] == [t.id for t in whole.details.tokens]
     assert "".join(s.token.text for s in steps) == whole.generated_text
+    full = client.text_generation("Hello world", max_new_tokens=5, return_full_text=True)
+    assert full == "Hello world" + whole.generated_text  # the prompt once, added by the server
 
 
 def test_openai_chat_completion_plain_and_streamed(base_url):

@@ -70,13 +70,12 @@ def _helpers(run: _Run, skip_prompt: bool) -> tuple[Any, Any, Any]:
 class TransformersGenerator(TextGenerator):
     """A causal language model: text-generation (TGI, OpenAI) and the legacy conversational task."""
 
+    # `details` and `return_full_text` shape the answer: the server's TGI layer applies them to the Generation.
     supported_parameters = frozenset(
         {
-            "details",
             "do_sample",
             "max_new_tokens",
             "repetition_penalty",
-            "return_full_text",
             "seed",
             "stop",
             "temperature",
@@ -115,8 +114,6 @@ class TransformersGenerator(TextGenerator):
             tokens.append(step.token)
             finish = step.finish_reason or finish
         text = "".join(t.text for t in tokens)
-        if parameters.get("return_full_text"):
-            text = prompt + text
         return Generation(
             text=text,
             tokens=tokens,
@@ -246,13 +243,15 @@ class TransformersGenerator(TextGenerator):
                 run.tokens.put(_DONE)
 
         thread = threading.Thread(target=work, name=f"generate-{self.entry.model_id}", daemon=True)
-        thread.start()
+        # Checked now (errors before the first token), started on the first next(): a stream that is never
+        # read costs nothing.
         return self._read(run, thread, error, stops, kwargs["max_new_tokens"])
 
     def _read(
         self, run: _Run, thread: threading.Thread, error: list[BaseException], stops: list[str], max_new: int
     ) -> Iterator[StreamStep]:
         """Yield each token once the next one (or the end) is known, so the last step carries the reason."""
+        thread.start()
         ids: list[int] = []
         emitted = ""
         pending: GeneratedToken | None = None
