@@ -34,6 +34,7 @@ check: install
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy src
 	$(PY) scripts/unasync.py --check
+	$(PY) scripts/gen_docs.py --check
 
 test: check
 	$(PY) -m pytest

@@ -117,6 +117,8 @@ def entries_for(piper: bool, flite: bool) -> tuple[ModelEntry, ...]:
 
 
 ENTRIES: tuple[ModelEntry, ...] = entries_for(piper_installed(), flite_installed())
+# Every audio entry whatever is installed (for the generated docs).
+ALL_ENTRIES: tuple[ModelEntry, ...] = entries_for(piper=True, flite=True)
 
 
 def install(home: Path) -> None:
