@@ -2,8 +2,11 @@
 
 No export step and no torch: the weights that run are the bytes whose sha256 the server just checked. The graph
 is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, erf GELU); ONNX Runtime's optimiser
-fuses it (attention, LayerNorm, GELU) at session creation. Inputs `input_ids` and `attention_mask` (int64,
-batch x tokens); output the last hidden state. Token types are all zero, as sentence-transformers sends.
+fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
+SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for one
+sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
+Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types are
+all zero, as sentence-transformers sends.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ import numpy as np
 OPSET = 17  # LayerNormalization
 
 
-def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> bytes:
+def bert_graph(
+    weights: Mapping[str, np.ndarray], config: Mapping[str, Any]
+) -> tuple[bytes, dict[str, np.ndarray]]:
+    """The serialized graph and its large weights, kept out of the protobuf: hand them to ONNX Runtime with
+    `SessionOptions.add_external_initializers`, which uses the arrays without another copy (the weights then
+    exist once in numpy and once packed by ORT, instead of also in the protobuf and ORT's own copy)."""
     from onnx import TensorProto, helper, numpy_helper
 
     hidden = int(config["hidden_size"])
@@ -33,10 +41,21 @@ def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> 
 
     nodes: list[Any] = []
     inits: list[Any] = []
+    external: dict[str, np.ndarray] = {}
     counter = [0]
 
     def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.ascontiguousarray(value)
+        if value.nbytes < 4096:
+            inits.append(numpy_helper.from_array(value, name))
+            return name
+        stub = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(value.dtype))
+        stub.dims.extend(value.shape)
+        stub.data_location = TensorProto.EXTERNAL
+        for key, text in (("location", "in-memory"), ("offset", "0"), ("length", str(value.nbytes))):
+            stub.external_data.add(key=key, value=text)
+        inits.append(stub)
+        external[name] = value
         return name
 
     def w(name: str, transpose: bool = False) -> str:
@@ -114,4 +133,4 @@ def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> 
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    return bytes(model.SerializeToString())
+    return bytes(model.SerializeToString()), external

@@ -209,12 +209,15 @@ class _OrtBertEncoder(_Encoder):
         self.max_tokens, self.prompts = _st_config(folder)
         self.max_tokens = min(self.max_tokens, int(config.get("max_position_embeddings", 512)))
         self.dim = int(config["hidden_size"])
-        graph = bert_graph(load_file(str(folder / "model.safetensors")), config)
-        self.nbytes = len(graph) + (16 << 20)  # weights plus ORT's arena, roughly
+        graph, weights = bert_graph(load_file(str(folder / "model.safetensors")), config)
+        self.nbytes = 2 * sum(a.nbytes for a in weights.values())  # numpy weights + ORT's packed copies
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._weights = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in weights.items()}
+        self._arrays = weights  # ORT reads these buffers for the session's lifetime: keep them alive
+        options.add_external_initializers(list(self._weights), list(self._weights.values()))
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._tokenizers: dict[str, Any] = {}
         for direction in ("right", "left"):
