@@ -75,7 +75,7 @@ def _runner_class(task: str) -> type[Runner]:
         "text-to-speech": audio.TextToSpeech,
     }
     if task not in classes:
-        raise InputError(f"The transformers backend does not serve task '{task}'.")
+        raise ValueError(f"The transformers backend does not serve task '{task}'.")
     return classes[task]
 
 

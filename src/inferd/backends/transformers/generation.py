@@ -146,7 +146,10 @@ class TransformersGenerator(TextGenerator):
         return super().predict(task, inputs, parameters)
 
     def memory_bytes(self) -> int:
-        return module_bytes([self.model])
+        return module_bytes([self.model]) if self.model is not None else 0
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]  # the weights go with the last reference
 
     # -- internals -------------------------------------------------------------------------------------
 

@@ -72,9 +72,10 @@ class QuestionAnswering(Runner):
         out = as_input_error(
             lambda: self.pipe(question=questions, context=contexts, batch_size=len(inputs), **kwargs)
         )
-        top_k = params.get("top_k") or 1
-        results = per_input(out, len(inputs)) if top_k == 1 or len(inputs) > 1 else [out]
-        return [plain(r if top_k == 1 or isinstance(r, list) else [r]) for r in results]
+        results = [out] if len(inputs) == 1 else per_input(out, len(inputs))
+        if (params.get("top_k") or 1) > 1:  # the pipeline unwraps a single answer even then
+            results = [r if isinstance(r, list) else [r] for r in results]
+        return [plain(r) for r in results]
 
 
 class FillMask(Runner):
