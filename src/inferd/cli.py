@@ -1,6 +1,8 @@
 """The `inferd` command: a small dict of subcommands, each adding its flags and running.
 
     inferd serve --port 8080 --config models.toml --preload distilbert-base-uncased-finetuned-sst-2-english
+    inferd run text-classification "I love this movie" --top-k 1
+    inferd batch text-classification reviews.txt --output results.jsonl --concurrency 8
 
 Add a subcommand by writing `_<name>_args(parser)` and `_<name>(args) -> int` and one line in SUBCOMMANDS.
 Nothing heavy is imported until a subcommand runs.
@@ -99,10 +101,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    from .cli_run import add_run_args
+
+    add_run_args(p)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .cli_run import run
+
+    return run(args)
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    from .cli_batch import add_batch_args
+
+    add_batch_args(p)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .cli_batch import batch
+
+    return batch(args)
+
+
 SUBCOMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
     "serve": ("run the local multi-model inference server", _serve_args, _serve),
+    "run": ("run one task on one input, print the answer as JSON", _run_args, _run),
+    "batch": ("run a task on every line of a file, with a progress bar", _batch_args, _batch),
 }
 
 
@@ -115,5 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed): a code, as every command
+        return exc.code if isinstance(exc.code, int) else 2
     return SUBCOMMANDS[args.command][2](args)
