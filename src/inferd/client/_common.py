@@ -49,8 +49,10 @@ USER_AGENT = f"unknown/None; inferd/{__version__}; python/{platform.python_versi
 # Process-wide caches, shared by the sync and async clients (`clear_caches()` empties them).
 # {hub endpoint: {task: model}} from GET {HF_ENDPOINT}/api/tasks, fetched once per process.
 RECOMMENDED_MODELS: dict[str, dict[str, str | None]] = {}
-# {base_url: {task: model}, or None when that server publishes no /api/tasks (TGI, vLLM...)}
+# {base_url: {task: model}, or None when that server publishes no /api/tasks (TGI, vLLM...)}, and the notes an
+# inferd server gives for the tasks it has no model for.
 SERVER_TASKS: dict[str, dict[str, str | None] | None] = {}
+SERVER_NOTES: dict[str, dict[str, str]] = {}
 # {model URL: text-generation parameters its server refused}: filled from the server's own `model_kwargs`
 # error, so a retry drops exactly those and can never loop (the set only grows).
 UNSUPPORTED_PARAMETERS: dict[str, set[str]] = {}
@@ -133,7 +135,20 @@ def recommended_from_tasks(payload: Any) -> dict[str, str | None]:
     return out
 
 
-def no_recommended_model(task: str) -> ValueError:
+def unavailable_notes(payload: Any) -> dict[str, str]:
+    """`GET /api/tasks` of an inferd server -> {task: why no model serves it and how to add one}."""
+    if not isinstance(payload, dict):
+        return {}
+    return {
+        task: info["note"]
+        for task, info in payload.items()
+        if isinstance(info, dict) and isinstance(info.get("note"), str) and not info.get("widgetModels")
+    }
+
+
+def no_recommended_model(task: str, note: str | None = None) -> ValueError:
+    if note:
+        return ValueError(note)
     return ValueError(
         f"Task {task} has no recommended model. Please specify a model explicitly."
         " Visit https://huggingface.co/tasks for more info."

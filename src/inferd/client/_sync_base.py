@@ -26,6 +26,7 @@ _Client = TypeVar("_Client", bound="_SyncBase")
 
 _RECOMMENDED = core.RECOMMENDED_MODELS
 _SERVER_TASKS = core.SERVER_TASKS
+_SERVER_NOTES = core.SERVER_NOTES
 
 
 class _SyncBase:
@@ -83,7 +84,8 @@ class _SyncBase:
             recommended = self._server_tasks(self.base_url) if task else None
             if recommended is None:
                 return self.base_url  # a TGI or vLLM server: base_url is the model URL
-            return core.model_url(self._pick(recommended, task), task, self.base_url)
+            note = _SERVER_NOTES.get(self.base_url, {}).get(task or "")
+            return core.model_url(self._pick(recommended, task, note), task, self.base_url)
         if task is None:
             raise ValueError(core.NO_MODEL_MESSAGE)
         hub = core.hub_endpoint()
@@ -95,10 +97,10 @@ class _SyncBase:
         return core.model_url(model, task, self._endpoint)
 
     @staticmethod
-    def _pick(recommended: Mapping[str, str | None], task: str | None) -> str:
+    def _pick(recommended: Mapping[str, str | None], task: str | None, note: str | None = None) -> str:
         model = recommended.get(task or "")
         if not model:
-            raise core.no_recommended_model(str(task))
+            raise core.no_recommended_model(str(task), note)
         return model
 
     def _server_tasks(self, base_url: str) -> dict[str, str | None] | None:
@@ -110,6 +112,7 @@ class _SyncBase:
                 return None  # not cached: the call itself will report the server's state
             body = response.json_body if response.status_code == 200 else None
             _SERVER_TASKS[base_url] = core.recommended_from_tasks(body) if isinstance(body, dict) else None
+            _SERVER_NOTES[base_url] = core.unavailable_notes(body)
         return _SERVER_TASKS[base_url]
 
     @staticmethod

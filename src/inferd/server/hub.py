@@ -24,10 +24,35 @@ def _served_tasks(entries: list[ModelEntry]) -> list[str]:
     return [t for t in (*TASKS, CHAT_COMPLETION) if t in names]
 
 
+def no_model_message(task: str) -> str:
+    """What a user reads when no model of this server serves `task`: the fix, not just the fact."""
+    return (
+        f"No model is installed for task '{task}' on this server. To serve one, describe it in a config file "
+        f'and restart with `inferd serve --config models.toml`:\n  [models."my-org/my-model"]\n'
+        f'  tasks = ["{task}"]\n  backend = "transformers"\n'
+        '  source = "path:/folder/with/the/model"   # or "hub:<repo id>" for a model in the local Hugging Face cache\n'
+        "docs/tasks.md lists which tasks each backend runs."
+    )
+
+
 def api_tasks(state: AppState) -> dict[str, Any]:
-    """The Hub's /api/tasks shape; `widgetModels[0]` is the model this server uses for the task by default."""
+    """The Hub's /api/tasks shape; `widgetModels[0]` is the model this server uses for the task by default.
+
+    Every task is listed: one with no model has empty `widgetModels` and a `note` saying how to add one.
+    """
     entries = state.engine.entries()
     out: dict[str, Any] = {}
+    for task in TASKS:
+        if not any(task in e.tasks for e in entries):
+            out[task] = {
+                "id": task,
+                "label": _label(task),
+                "summary": TASKS[task].summary,
+                "widgetModels": [],
+                "models": [],
+                "libraries": [],
+                "note": no_model_message(task),
+            }
     for task in _served_tasks(entries):
         serving = [e for e in entries if task in e.tasks]
         default = state.engine.recommended(task) or serving[0].model_id
@@ -47,7 +72,7 @@ def api_tasks(state: AppState) -> dict[str, Any]:
             if default in approximations:
                 info["approximation"] = approximations[default]
         out[task] = info
-    return out
+    return dict(sorted(out.items()))
 
 
 def model_info(entry: ModelEntry) -> dict[str, Any]:

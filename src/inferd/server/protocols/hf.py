@@ -8,8 +8,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...catalogue import ModelEntry
 from .. import payload, results
 from ..errors import ServerError
+from ..hub import no_model_message
 from ..limits import read_body, unless_disconnected
 from ..metrics import Observation
 from ..respond import JSONResponse
@@ -28,10 +30,24 @@ def approximation_headers(approximations: dict[str, str] | object, task: str) ->
     return {"x-inferd-approximation": str(note).encode("ascii", "replace").decode("ascii")}
 
 
+def _entry(state: AppState, model_id: str, task: str | None) -> ModelEntry:
+    try:
+        return state.engine.entry(model_id)
+    except ServerError as exc:
+        # The route names a task no model here serves: say how to add one rather than only "not found".
+        if (
+            exc.error_type == "not_found"
+            and task
+            and not any(task in e.tasks for e in state.engine.entries())
+        ):
+            raise ServerError(no_model_message(task), "not_found") from None
+        raise
+
+
 @endpoint()
 async def inference(request: Request, state: AppState, obs: Observation) -> Response:
     model_id = request.path_params["model_id"]
-    entry = state.engine.entry(model_id)
+    entry = _entry(state, model_id, request.path_params.get("task"))
     data = await read_body(request, state.body_limit(entry))
     body = payload.parse_body(data, request.headers.get("content-type"))
     req = payload.resolve(model_id, entry.tasks, request.path_params.get("task"), body)
