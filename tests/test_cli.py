@@ -35,7 +35,13 @@ from inferd.server.engine import Engine, EngineSettings
 class Labels(Model):
     """POSITIVE when the text says 'love'; refuses 'reject'; draws red images of the asked size."""
 
-    tasks = ("text-classification", "text-to-image")
+    tasks = (
+        "text-classification",
+        "text-to-image",
+        "question-answering",
+        "tabular-classification",
+        "image-classification",
+    )
 
     def __init__(self) -> None:
         self.seen: list[str] = []
@@ -47,6 +53,12 @@ class Labels(Model):
                 Image.new("RGB", (parameters.get("width", 8), parameters.get("height", 8)), "red")
                 for _ in inputs
             ]
+        if task == "question-answering":
+            return [{"answer": x["context"][:5], "start": 0, "end": 5, "score": 0.5} for x in inputs]
+        if task == "tabular-classification":
+            return [[f"{len(x)} columns"] * len(next(iter(x.values()))) for x in inputs]
+        if task == "image-classification":
+            return [[{"label": f"{x.width}x{x.height}", "score": 1.0}] for x in inputs]
         if "reject" in inputs:
             raise InputError("The test model refuses 'reject'.")
         results = []
@@ -87,7 +99,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Labels]]:
     folder = tmp_path_factory.mktemp("models")
     backend = CliBackend()
     register_backend("cli-test", backend)
-    tasks = ("text-classification", "text-to-image")
+    tasks = Labels.tasks
     catalogue = {
         "test/labels": ModelEntry("test/labels", tasks, "cli-test", f"path:{folder}", default_for=tasks),
         "test/words": ModelEntry(
@@ -179,6 +191,35 @@ def test_run_an_image_task_writes_the_output_file(server, capsys, tmp_path):
         assert image.size == (20, 10) and image.convert("RGB").getpixel((5, 5)) == (255, 0, 0)
     code, _, err = run_cli(capsys, "run", "text-to-image", "a red square", "--base-url", url)
     assert code == 2 and "--output" in err
+
+
+def test_inputs_by_kind_question_context_table_and_image_path(server, capsys, tmp_path):
+    url, _ = server
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "question-answering",
+        "--question",
+        "Who?",
+        "--context",
+        "Clara lives here.",
+        "--base-url",
+        url,
+    )
+    assert code == 0 and json.loads(out)["answer"] == "Clara"
+    table = tmp_path / "iris.csv"
+    table.write_text("sepal,petal\n5.1,1.4\n4.9,1.3\n")
+    code, out, _ = run_cli(capsys, "run", "tabular-classification", str(table), "--base-url", url)
+    assert code == 0 and json.loads(out) == ["2 columns", "2 columns"]
+    Image.new("RGB", (12, 7)).save(tmp_path / "cat.png")
+    code, out, _ = run_cli(
+        capsys, "run", "image-classification", str(tmp_path / "cat.png"), "--base-url", url
+    )
+    assert code == 0 and json.loads(out)[0]["label"] == "12x7"
+    code, _, err = run_cli(
+        capsys, "run", "image-classification", str(tmp_path / "dog.png"), "--base-url", url
+    )
+    assert code == 1 and err.startswith("error: FileNotFoundError: ")
 
 
 def test_text_generation_streams_tokens(server, capsys):
