@@ -300,3 +300,13 @@ def test_openai_chat_completion_plain_and_streamed(base_url):
     assert "".join(pieces) == answer.choices[0].message.content
     # one chunk per token, not one blob (a token ending inside a UTF-8 character adds no text of its own)
     assert 1 < len(pieces) <= 12 and chunks[-1].usage.completion_tokens == 12
+
+
+def test_huggingface_hub_table_question_answering_with_model_per_call(base_url):
+    # huggingface_hub <1.0 puts a per-call `model=` inside `parameters` for this task; the server must ignore it.
+    from huggingface_hub import InferenceClient
+
+    answer = InferenceClient(timeout=120).table_question_answering(
+        TABLE, "how many stars", model=url(base_url, "tiny/table-question-answering")
+    )
+    assert {"answer", "coordinates", "cells", "aggregator"} <= set(answer)

@@ -240,6 +240,10 @@ def extract(task: Task, body: Body) -> HfRequest:
         _check_keys(task, obj)
     inputs, batched = _inputs(task, body)
     raw = _parameters(task, obj)
+    if isinstance(raw, dict) and "model" in raw and task.name == "table-question-answering":
+        # huggingface_hub 0.2x-0.36 puts a per-call `model=` inside the parameters of this task; the URL already
+        # names the model, so the key carries nothing.
+        raw = {k: v for k, v in raw.items() if k != "model"}
     options = obj.get("options") or {}
     if not isinstance(options, dict):
         raise ServerError(f"`options` must be an object, got {_type_name(options)}.")
