@@ -261,3 +261,61 @@ def test_tabular_refuses_wrong_columns_and_tampered_files(tabular_home):
         skops_file.write_bytes(original)
     catalogue.install(tabular_home)  # idempotent: the restored file is valid and kept
     assert skops_file.read_bytes() == original
+
+
+# ---- the real client against the real server --------------------------------------------------------------
+
+
+def hub_client_calls(base: str) -> None:
+    from huggingface_hub import InferenceClient
+
+    def client(path: str) -> InferenceClient:
+        return InferenceClient(model=f"{base}/models/{path}", headers={"X-Wait-For-Model": "true"})
+
+    minilm = MINILM.model_id
+    assert client("vader-sentiment-3.3.2").text_classification("I love this phone!")[0].label == "POSITIVE"
+    entities = client("spacy/en_core_web_sm").token_classification("Tim Cook said in Cupertino.")
+    assert [(e.entity_group, e.word, e.start) for e in entities] == [
+        ("PERSON", "Tim Cook", 0),
+        ("GPE", "Cupertino", 17),
+    ]
+    assert client(minilm).feature_extraction("Today is a sunny day").shape == (384,)
+    similarity = client(f"{minilm}/pipeline/sentence-similarity").sentence_similarity(
+        "A man plays the guitar", other_sentences=["Someone plays music", "Stocks fell"]
+    )
+    assert similarity[0] > 0.4 > similarity[1]
+    labels = client(f"{minilm}/pipeline/zero-shot-classification").zero_shot_classification(
+        "The central bank raised interest rates", candidate_labels=["sports", "finance", "cooking"]
+    )
+    assert labels[0].label == "finance"
+    iris = client("inferd/sklearn-iris").tabular_classification({k: v[:1] for k, v in IRIS.items()})
+    assert iris == ["setosa"]
+
+
+async def test_huggingface_hub_client_against_the_server(tabular_home, tmp_path, monkeypatch):
+    import asyncio
+    import socket
+
+    import huggingface_hub.constants
+    import uvicorn
+
+    from inferd.server.app import create_app
+    from inferd.server.engine import Engine, EngineSettings
+
+    # Offline mode (read once, at import) makes huggingface_hub refuse every URL, 127.0.0.1 included.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    engine = Engine(dict(ENTRIES), EngineSettings(digest_cache=tmp_path / "digests.json"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        await asyncio.to_thread(hub_client_calls, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await task
