@@ -1,12 +1,12 @@
 """Build an ONNX graph of a BERT encoder straight from its safetensors weights, in memory.
 
-No export step and no torch: the weights that run are the bytes whose sha256 the server just checked. The graph
-is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, erf GELU); ONNX Runtime's optimiser
-fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
-SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for one
-sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
-Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types are
-all zero, as sentence-transformers sends.
+No export step and no torch: the weights that run are the bytes whose sha256 the server just checked. The
+graph is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, erf GELU); ONNX Runtime's
+optimiser fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
+SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for
+one sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
+Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types
+are all zero, as sentence-transformers sends.
 """
 
 from __future__ import annotations

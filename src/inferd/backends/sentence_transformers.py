@@ -3,14 +3,19 @@
 Two runtimes, chosen by the entry's `options["runtime"]`:
   "onnxruntime" (default) for BERT encoders with mean pooling (all-MiniLM-L6-v2): the ONNX graph is built in
       memory from the verified `model.safetensors` (no export step, no torch), tokenized with `tokenizers`.
-      It matches sentence-transformers' own encode() within 1e-6 and loads in ~0.5 s instead of ~9 s.
+      It matches sentence-transformers' own encode() within 1e-6, loads in ~1 s instead of 7-11 s, holds
+      285 MB RSS instead of 510 MB, and costs less CPU (1 thread: 7 vs 16 ms for one sentence, 245 vs 301 ms
+      for 64 short ones).
   "torch" for anything else: sentence-transformers itself (its own pipeline decides normalisation).
 
 Zero-shot classification is an approximation, named so in `approximations`: the text and one hypothesis per
 label ("This text is about {}.") are embedded, and the scores come from their cosine similarity. Single-label:
-softmax of cosine x 20 (20 is the scale all-MiniLM-L6-v2 was trained with, MultipleNegativesRankingLoss), so
-the scores sum to one. multi_label: each label's cosine clipped at 0, on its own. Neither is an entailment
+softmax of cosine x 20 (20 is the default scale of sentence-transformers' in-batch contrastive losses, the
+kind of objective all-MiniLM-L6-v2 was trained with), so the scores sum to one. multi_label: each label's cosine clipped at 0, on its own. Neither is an entailment
 probability.
+
+Texts longer than the model takes (256 tokens for MiniLM) are cut, as sentence-transformers does, unless
+feature-extraction is sent `truncate: false` (TEI's switch), which refuses them instead.
 """
 
 from __future__ import annotations
