@@ -97,6 +97,22 @@ def test_features_match_sentence_transformers(minilm):
     assert np.abs(ours - reference).max() < 1e-4
 
 
+def test_torch_runtime_agrees_with_onnxruntime(minilm):
+    if not importlib.util.find_spec("sentence_transformers"):
+        pytest.skip("sentence-transformers not installed: the torch runtime is unavailable")
+    torch_model = get_backend("sentence-transformers").load(
+        dataclasses.replace(MINILM, options={"runtime": "torch"}), str(resolve_source(MINILM))
+    )
+    texts = ["The cat sat on the mat.", "Interest rates rose again."]
+    ours, theirs = (np.stack(m.predict("feature-extraction", texts, {})) for m in (minilm, torch_model))
+    assert np.abs(ours - theirs).max() < 1e-4
+    labels = {"candidate_labels": ["pets", "economy"]}
+    assert [r[0]["label"] for r in torch_model.predict("zero-shot-classification", texts, labels)] == [
+        "pets",
+        "economy",
+    ]
+
+
 def test_features_parameters(minilm):
     one, raw, short = (
         minilm.predict("feature-extraction", ["Today is a sunny day"], p)[0]
@@ -217,6 +233,17 @@ def test_spacy_finds_people_and_places():
 
 
 # ---- tabular ----------------------------------------------------------------------------------------------
+
+
+def test_wine_classifier_serves_class_names(tabular_home):
+    from sklearn.datasets import load_wine
+
+    model = load(ENTRIES["inferd/sklearn-wine"])
+    data = load_wine()
+    table = {name: [str(v) for v in data.data[:, j]] for j, name in enumerate(data.feature_names)}
+    [ours] = model.predict("tabular-classification", [table], {})
+    assert set(ours) <= set(data.target_names)
+    assert np.mean(np.asarray(ours) == np.asarray(data.target_names)[data.target]) > 0.95  # training rows
 
 
 def test_iris_predictions_are_right_and_match_the_estimator(tabular_home):

@@ -259,7 +259,9 @@ class _TorchEncoder(_Encoder):
         torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(folder), device="cpu")
         self.max_tokens = int(self.model.max_seq_length or 512)
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        get_dim = getattr(self.model, "get_embedding_dimension", None)  # renamed in sentence-transformers 5.x
+        get_dim = get_dim or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
         self.prompts = dict(self.model.prompts or {})
         self.nbytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         self._lock = threading.Lock()  # a torch module is not safe to call from two threads
