@@ -225,6 +225,7 @@ async def closed_loop(
     max_seconds: float = 120,
     warmup: int = 0,
     timeout_s: float = 120,
+    on_start: Callable[[], None] | None = None,
 ) -> Run:
     """`concurrency` clients share `requests` calls (after `warmup` calls not recorded), stopping early at
     `max_seconds`. A failed call is counted in `errors` with its message, not in the latencies."""
@@ -257,6 +258,8 @@ async def closed_loop(
             deadline = time.monotonic() + max_seconds
             await asyncio.gather(*(worker(warmup, False, deadline) for _ in range(min(concurrency, warmup))))
         next_index = 0
+        if on_start is not None:
+            on_start()
         started = time.perf_counter()
         deadline = time.monotonic() + max_seconds
         await asyncio.gather(*(worker(requests, True, deadline) for _ in range(concurrency)))
@@ -418,11 +421,13 @@ def sweep(
     seconds: float,
     max_requests: int,
     labels: Mapping[str, str] | None = None,
+    profile: Callable[[str, str, int], Path | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Start each system once and run every workload at every concurrency against it, one after the other.
 
     A row per run: system, workload (its label), and Run.summary(). A system that fails to start is a note,
-    not an abort: the others are still measured."""
+    not an abort: the others are still measured. `profile(system, workload, c)` may name a file: py-spy then
+    samples the server during that run (collapsed stacks, see `hot_spots`)."""
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     labels = labels or {}
@@ -438,6 +443,13 @@ def sweep(
                         call = post_json(
                             url, lambda i, w=workload, it=items, sp=spec: sp.body(w, it[i % len(it)])
                         )
+                        out = profile(name, workload, c) if profile else None
+                        spies: list[subprocess.Popen[bytes]] = []
+
+                        def on_start(out: Path | None = out, spies: list = spies) -> None:
+                            if out is not None:  # after the warm-up: only the measured requests are sampled
+                                spies.append(start_profile(srv.pid, seconds, out))
+
                         run = asyncio.run(
                             closed_loop(
                                 call,
@@ -445,9 +457,16 @@ def sweep(
                                 requests=max_requests,
                                 max_seconds=seconds,
                                 warmup=max(2 * c, 16),
+                                on_start=on_start,
                             )
                         )
+                        spy = spies[0] if spies else None
                         row = {"system": name, "workload": labels.get(workload, workload), **run.summary()}
+                        if spy is not None and out is not None:
+                            spy.wait(timeout=seconds + 60)
+                            row["profile"] = (
+                                str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
+                            )
                         rows.append(row)
                         print(
                             f"   {workload:8} c={c:<3} {row['throughput']:8.1f} items/s  p50 {row['p50_ms']:8.1f} ms"
@@ -460,3 +479,36 @@ def sweep(
             notes.append(f"{name} could not be measured: {exc}")
             print(f"   FAILED: {exc}", flush=True)
     return rows, notes
+
+
+# ---- profiles ------------------------------------------------------------------------------------------------
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy samples `pid` (and its threads, native frames off) for `seconds`, writing collapsed stacks."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("py-spy")
+    cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200"]
+    cmd += ["--format", "raw", "--output", str(out), "--threads", "--nonblocking"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hot_spots(collapsed: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """(function, self %, total %) from py-spy's collapsed stacks, by self time; idle waits included, so the
+    percentages are of all samples of all threads."""
+    self_n: dict[str, int] = {}
+    total_n: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
+            for f in stack.split(";")
+        ]
+        self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
+        for f in set(frames):
+            total_n[f] = total_n.get(f, 0) + n
+    ranked = sorted(self_n.items(), key=lambda kv: -kv[1])[:top]
+    return [(f, round(100 * n / samples, 1), round(100 * total_n[f] / samples, 1)) for f, n in ranked]

@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402
     RESULTS,
+    ROOT,
     ServerSpec,
+    hot_spots,
     machine_info,
     plot_grouped,
     print_table,
@@ -68,6 +70,8 @@ def make_texts(kind: str, n: int = 256) -> list[str]:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(Path(model_folder()) / "tokenizer.json"))
+    tok.no_padding()  # the file pads and truncates to 128: count real tokens
+    tok.no_truncation()
     out = []
     for i in range(n):
         words: list[str] = []
@@ -225,6 +229,12 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", default=[], help="name prefixes (default: all)")
     parser.add_argument("--batch", type=int, default=64, help="batch size of the raw limit")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample inferd with py-spy at the highest concurrency (results go to embeddings_profiled.json: "
+        "the sampler takes CPU from the server, so these numbers are not the benchmark's)",
+    )
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_only:
@@ -250,7 +260,13 @@ def main() -> None:
         seconds=args.seconds,
         max_requests=args.max_requests,
         labels=LENGTHS,
+        profile=profiler(args) if args.profile else None,
     )
+    hot = {r["profile"]: hot_spots(ROOT / r["profile"]) for r in rows if r.get("profile")}
+    for where, spots in hot.items():
+        print(f"\nhot spots in {where} (function, self %, total %):")
+        for f, own, total in spots:
+            print(f"  {own:5.1f} {total:5.1f}  {f}")
     for name, per_kind in raw.items():
         for kind in args.lengths:
             for c in args.concurrency:  # the limit does not depend on clients; drawn at every x for reference
@@ -284,10 +300,12 @@ def main() -> None:
         "goals": found,
         "notes": notes + infinity.notes(),
         "table": table,
+        "hot_spots": hot,
     }
-    path = write_results("embeddings", payload)
+    name = "embeddings_profiled" if args.profile else "embeddings"
+    path = write_results(name, payload)
     plot_grouped(
-        RESULTS / "embeddings.png",
+        RESULTS / f"{name}.png",
         f"all-MiniLM-L6-v2 embeddings, 1 text/request, {info['cpus']} CPUs, load {info['load_average_1m']}",
         [r for r in rows if r.get("throughput") is not None],
         panel="workload",
@@ -295,7 +313,16 @@ def main() -> None:
         series="system",
         metrics=[("throughput", "items/s"), ("p99_ms", "p99 latency (ms)")],
     )
-    print(f"wrote {path} and embeddings.png")
+    print(f"wrote {path} and {name}.png")
+
+
+def profiler(args: argparse.Namespace):  # noqa: ANN201 - sweep's profile hook
+    def where(system: str, workload: str, c: int) -> Path | None:
+        if system != "inferd" or c != max(args.concurrency):
+            return None
+        return RESULTS / "profiles" / f"embeddings-inferd-{workload}-c{c}.collapsed"
+
+    return where
 
 
 def _kind(label: str) -> str:
