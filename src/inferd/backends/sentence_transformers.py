@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 ZERO_SHOT_SCALE = 20.0  # softmax temperature 0.05 over cosines
 DEFAULT_TEMPLATE = "This text is about {}."
-_CHUNK = 32  # texts per forward pass, sorted by length so padding stays small
+# Texts per forward pass, sorted by length so padding stays small. Measured on 64 texts of 5-60 random words
+# (1 thread, CPU time): 16 -> 0.78 s, 32 -> 0.91 s, 64 -> 1.31 s; on equal-length texts the size makes no difference.
+_CHUNK = 16
 
 
 class SentenceTransformersBackend(Backend):
