@@ -45,7 +45,10 @@ def model():
 
 @pytest.fixture(scope="module")
 def france(model):
-    return model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+    # With its template's default system prompt this 135M model answers in French ("L'Étoile, ..."); so does
+    # transformers on the same weights. A brief instruction gets "The capital of France is Paris."
+    system = {"role": "system", "content": "Answer in one short sentence."}
+    return model.chat_prompt([system, {"role": "user", "content": "What is the capital of France?"}])
 
 
 def test_chat_answers_paris(model, france):

@@ -20,9 +20,11 @@ APPROXIMATIONS: Mapping[str, str] = {
 }
 
 SUMMARIZE_PROMPT = "Summarize the following text in one or two sentences.\n\n{text}"
-QA_PROMPT = "Answer the question with a short phrase copied from the context.\n\nContext: {context}\n\nQuestion: {question}"
+# SmolLM2-135M follows this best with its template's default system prompt (tried against a few variants).
+QA_PROMPT = "Context: {context}\n\nQuestion: {question}\nAnswer in a few words, copied from the context."
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_NUMERIC_QUESTION = re.compile(r"\b(when|year|date|how (much|many|long|old|far|tall|big))\b", re.IGNORECASE)
 # Words that carry no answer: an answer word found in the question (or in this list) does not locate a span.
 _STOPWORDS = frozenset(
     "a an the is are was were be been of in on at to for by with and or it its this that these those as from "
@@ -79,8 +81,9 @@ def locate_answer(answer: str, question: str, context: str) -> tuple[int, int, f
     """Where the model's free-text `answer` is in `context`: (start, end, match quality in [0, 1]).
 
     1. the cleaned answer verbatim (case-insensitive) -> quality 1;
-    2. else the tightest run of context words that holds the answer's informative words (those not already in
-       the question, e.g. "1889" in "The tower was completed in 1889") -> quality = share of them found;
+    2. else the run of context words holding most of the answer's informative words (those not in the question,
+       e.g. "1889" in "The tower was completed in 1889"; earlier ones weigh more, numbers double for when/how
+       much questions) -> quality = their share of the weight;
     3. else the longest common substring of answer and context; else the context sentence sharing most words
        with the question -> quality <= 0.5.
     """
@@ -110,23 +113,31 @@ def _words(text: str) -> list[tuple[str, int, int]]:
 
 def _informative_words_span(answer: str, question: str, context: str) -> tuple[int, int, float] | None:
     asked = {w for w, _, _ in _words(question)} | _STOPWORDS
-    wanted = {w for w, _, _ in _words(answer)} - asked
+    # Informative answer words in the order the answer gives them: the first ones usually answer the question.
+    wanted: dict[str, float] = {}
+    numeric = bool(_NUMERIC_QUESTION.search(question))
+    for w, _, _ in _words(answer):
+        if w not in asked and w not in wanted:
+            wanted[w] = 0.85 ** len(wanted) * (2.0 if numeric and any(c.isdigit() for c in w) else 1.0)
     if not wanted:
         return None
     words = _words(context)
     hits = [i for i, (w, _, _) in enumerate(words) if w in wanted]
     if not hits:
         return None
-    # Group hits that are at most 3 words apart; keep the group covering most distinct wanted words.
+    # Group hits at most 5 words apart; keep the group whose distinct words weigh most.
     groups: list[list[int]] = [[hits[0]]]
     for i in hits[1:]:
-        if i - groups[-1][-1] <= 3:
+        if i - groups[-1][-1] <= 5:
             groups[-1].append(i)
         else:
             groups.append([i])
-    best = max(groups, key=lambda g: (len({words[i][0] for i in g}), -(g[-1] - g[0])))
-    found = len({words[i][0] for i in best})
-    return words[best[0]][1], words[best[-1]][2], found / len(wanted)
+
+    def weight(group: list[int]) -> float:
+        return sum(wanted[w] for w in {words[i][0] for i in group})
+
+    best = max(groups, key=lambda g: (weight(g), -(g[-1] - g[0])))
+    return words[best[0]][1], words[best[-1]][2], weight(best) / sum(wanted.values())
 
 
 def _trim(context: str, start: int, end: int) -> tuple[int, int]:
