@@ -266,7 +266,7 @@ class Registry:
                 return
             await self.unload(min(idle, key=lambda s: s.last_used))
 
-    async def unload(self, s: Slot) -> None:
+    async def unload(self, s: Slot, *, collect: bool = True) -> None:
         if s.state != LOADED:
             return
         model, thread = s.model, s.thread
@@ -285,14 +285,17 @@ class Registry:
                 log.exception("Closing %s failed", s.entry.model_id)
             thread.shutdown()
         del model
-        await asyncio.to_thread(gc.collect)  # give the memory back before the next load measures RSS
+        if collect:
+            await asyncio.to_thread(gc.collect)  # give the memory back before the next load measures RSS
 
     async def close(self) -> None:
+        # One collection for all: a full gc pass costs seconds in a process holding torch's objects.
         for s in list(self.slots.values()):
             if s.loading is not None and not s.loading.done():
                 s.loading.cancel()
                 await asyncio.gather(s.loading, return_exceptions=True)
-            await self.unload(s)
+            await self.unload(s, collect=False)
+        await asyncio.to_thread(gc.collect)
 
 
 def _measure(model: Model, rss_delta: int) -> int:
