@@ -36,14 +36,13 @@ DEFAULT_N_CTX = 4096
 # TGI's default is "until the context is full"; a tiny CPU model rambling for 4k tokens helps nobody.
 DEFAULT_MAX_NEW_TOKENS = 512
 # TGI's GenerateParameters that this backend honours; the server refuses the others (`model_kwargs` 400).
+# `details` and `return_full_text` shape the answer and are the protocol's (the tokens always carry logprobs).
 SUPPORTED_PARAMETERS = frozenset(
     {
-        "details",
         "do_sample",
         "frequency_penalty",
         "max_new_tokens",
         "repetition_penalty",
-        "return_full_text",
         "seed",
         "stop",
         "temperature",
@@ -111,7 +110,6 @@ class _Params:
     seed: int | None
     stop: tuple[str, ...]
     truncate: int | None
-    return_full_text: bool
     max_time: float | None
 
     @classmethod
@@ -146,7 +144,6 @@ class _Params:
             seed=None if seed is None else int(seed),
             stop=stop,
             truncate=None if g("truncate") is None else int(g("truncate")),
-            return_full_text=bool(g("return_full_text")),
             max_time=None if g("max_time") is None else float(g("max_time")),
         )
 
@@ -220,8 +217,6 @@ class LlamaCppModel(TextGenerator):
             tokens.append(step.token)
             finish = step.finish_reason or finish
         text = "".join(t.text for t in tokens if not t.special)
-        if seq.params.return_full_text:
-            text = prompt + text
         seed = seq.params.seed if seq.params.sample else None
         return Generation(
             text=text, tokens=tokens, finish_reason=finish, prompt_tokens=seq.n_prompt, seed=seed
