@@ -52,14 +52,14 @@ def _served_tasks(url: str) -> dict[str, str]:
     return {name: info["widgetModels"][0] for name, info in tasks.items() if info.get("widgetModels")}
 
 
-def _sample_photo() -> Any:
-    """A real photo shipped by a package (scikit-image's chelsea the cat), else a drawn one."""
+def _sample_photo(name: str) -> Any:
+    """A real photo shipped by a package (scikit-image's chelsea the cat, the astronaut), else a drawn one."""
     from PIL import Image, ImageDraw
 
     try:
         from skimage import data
 
-        return Image.fromarray(data.chelsea())
+        return Image.fromarray(getattr(data, name)()).convert("RGB")
     except ImportError:
         image = Image.new("RGB", (320, 240), "skyblue")
         ImageDraw.Draw(image).ellipse((100, 60, 220, 180), fill="orange")
@@ -93,7 +93,8 @@ def tour(url: str) -> int:
     OUT.mkdir(exist_ok=True)
     served = _served_tasks(url)
     client = InferenceClient(base_url=url, timeout=300)
-    photo = _sample_photo()
+    # chelsea the cat to classify, the astronaut to segment, the cameraman for the (weak) YOLOv3-tiny to find
+    photo, astronaut, camera = _sample_photo("chelsea"), _sample_photo("astronaut"), _sample_photo("camera")
     speech: dict[str, bytes] = {}
 
     def text_to_speech() -> Any:
@@ -102,7 +103,7 @@ def tour(url: str) -> int:
         return f"{len(speech['audio']):,} bytes of audio -> {OUT / 'speech.flac'}"
 
     def image_segmentation() -> Any:
-        segments = client.image_segmentation(photo)
+        segments = client.image_segmentation(astronaut)
         if segments:
             segments[0]["mask"].save(OUT / "mask.png")
         return [
@@ -146,7 +147,7 @@ def tour(url: str) -> int:
         ("automatic-speech-recognition", lambda: client.automatic_speech_recognition(speech["audio"])),
         ("audio-classification", lambda: client.audio_classification(speech["audio"])),
         ("image-classification", lambda: client.image_classification(photo)[:3]),
-        ("object-detection", lambda: client.object_detection(photo)[:3]),
+        ("object-detection", lambda: client.object_detection(camera)[:3]),
         ("image-segmentation", image_segmentation),
         ("image-to-text", lambda: client.image_to_text(_text_image("Invoice 4521: total 42 EUR"))),
         (
@@ -181,7 +182,7 @@ def tour(url: str) -> int:
         print(f"- {task:<30} {_short(result)}  [{model}, {time.perf_counter() - started:.2f} s]")
     with contextlib.suppress(Exception):
         chat = client.chat_completion(
-            [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24
+            [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0
         )
         print(f"- {'chat-completion':<30} {chat.choices[0].message.content!r}")
     client.close()

@@ -134,10 +134,11 @@ async def test_routing(server: LocalServer, make_client: Any) -> None:
         await run(make_client().post(json={"inputs": "x"}))
 
 
+# An inferd server names the task in the URL (/models/{id}/pipeline/{task}): one model may serve several.
 async def test_base_url_of_a_server_publishing_tasks(server: LocalServer, make_client: Any) -> None:
     server.add("GET", "/api/tasks", reply(200, {"text-classification": {"widgetModels": ["tiny/sst2"]}, "sentence-similarity": {"widgetModels": ["tiny/st"]}}))  # fmt: skip
-    server.add("POST", "/models/tiny/sst2", reply(200, LABELS))
-    server.add("POST", "/pipeline/sentence-similarity/tiny/st", reply(200, [0.5]))
+    server.add("POST", "/models/tiny/sst2/pipeline/text-classification", reply(200, LABELS))
+    server.add("POST", "/models/tiny/st/pipeline/sentence-similarity", reply(200, [0.5]))
     client = make_client(base_url=server.url)
     assert await run(client.text_classification("x")) == LABELS[0]
     assert await run(client.sentence_similarity("a", ["b"])) == [0.5]

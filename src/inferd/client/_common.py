@@ -124,6 +124,12 @@ def model_url(model_id: str, task: str | None, endpoint: str) -> str:
     return f"{endpoint}/models/{model_id}"
 
 
+def task_url(model_id: str, task: str, base_url: str) -> str:
+    """`{base_url}/models/{id}/pipeline/{task}`: names the task, for a model of a server that serves several
+    tasks with the same input shape (an LLM doing text-generation and summarization)."""
+    return f"{base_url}/models/{model_id}/pipeline/{task}"
+
+
 def recommended_from_tasks(payload: Any) -> dict[str, str | None]:
     """`GET /api/tasks` -> {task: first widget model or None}."""
     if not isinstance(payload, dict):

@@ -85,7 +85,7 @@ class _SyncBase:
             if recommended is None:
                 return self.base_url  # a TGI or vLLM server: base_url is the model URL
             note = _SERVER_NOTES.get(self.base_url, {}).get(task or "")
-            return core.model_url(self._pick(recommended, task, note), task, self.base_url)
+            return core.task_url(self._pick(recommended, task, note), str(task), self.base_url)
         if task is None:
             raise ValueError(core.NO_MODEL_MESSAGE)
         hub = core.hub_endpoint()
