@@ -199,7 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port(args.port)
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "inferd", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        [
+            sys.executable,
+            "-m",
+            "inferd",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     )
     try:
         _wait_ready(url, server)
