@@ -173,6 +173,38 @@ def test_unsupported_parameters_and_bad_inputs(model, france):
         model.predict("translation", ["hello"], {})
 
 
+async def test_served_by_the_app_over_tgi_openai_and_hf_routes(tmp_path):
+    if _missing():
+        pytest.skip(_missing())
+    import httpx
+
+    from inferd.server.app import create_app
+    from inferd.server.engine import Engine, EngineSettings
+
+    settings = EngineSettings(digest_cache=tmp_path / "digests.json", preload=(ENTRY.model_id,))
+    engine = Engine({ENTRY.model_id: ENTRY}, settings)
+    await engine.start()
+    transport = httpx.ASGITransport(app=create_app(engine))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://inferd", timeout=60) as client:
+            body = {"inputs": "The capital of France is", "parameters": {"max_new_tokens": 4}}
+            async with client.stream("POST", "/generate_stream", json=body) as r:
+                events = [line async for line in r.aiter_lines() if line.startswith("data:")]
+            assert r.status_code == 200 and len(events) == 4 and '"generated_text":" Paris' in events[-1]
+            messages = [
+                {"role": "system", "content": "Answer in one short sentence."},
+                {"role": "user", "content": "What is the capital of France?"},
+            ]
+            r = await client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 20})
+            assert "Paris" in r.json()["choices"][0]["message"]["content"]
+            qa = {"inputs": {"question": "When was the tower completed?", "context": EIFFEL}}
+            r = await client.post(f"/models/{ENTRY.model_id}", json=qa)
+            assert r.status_code == 200 and EIFFEL[r.json()["start"] : r.json()["end"]] == r.json()["answer"]
+            assert "generative QA" in r.headers["x-inferd-approximation"]
+    finally:
+        await engine.close()
+
+
 def test_locate_answer_without_the_model():
     context = "The tower was completed in 1889 for the World's Fair."
     assert locate_answer("1889.", "When?", context) == (27, 31, 1.0)
