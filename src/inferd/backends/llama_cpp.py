@@ -16,11 +16,9 @@ from __future__ import annotations
 import codecs
 import math
 import os
-import random
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +26,7 @@ import numpy as np
 
 from . import llama_cpp_tasks as prompted
 from .base import Backend, GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from .llama_cpp_params import PIPELINE_ONLY, SUPPORTED_PARAMETERS, GenerationParams, build_sampler
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
@@ -35,25 +34,6 @@ if TYPE_CHECKING:
 DEFAULT_N_CTX = 4096
 # TGI's default is "until the context is full"; a tiny CPU model rambling for 4k tokens helps nobody.
 DEFAULT_MAX_NEW_TOKENS = 512
-# TGI's GenerateParameters that this backend honours; the server refuses the others (`model_kwargs` 400).
-# `details` and `return_full_text` shape the answer and are the protocol's (the tokens always carry logprobs).
-SUPPORTED_PARAMETERS = frozenset(
-    {
-        "do_sample",
-        "frequency_penalty",
-        "max_new_tokens",
-        "repetition_penalty",
-        "seed",
-        "stop",
-        "temperature",
-        "top_k",
-        "top_p",
-        "truncate",
-        "typical_p",
-    }
-)
-# Also understood inside predict() (pipeline-style tasks and generate_parameters).
-_PIPELINE_ONLY = frozenset({"max_time"})
 
 
 def _cores() -> int:
@@ -95,63 +75,12 @@ class LlamaCppBackend(Backend):
         return LlamaCppModel(llm, tasks=entry.tasks or ("text-generation",))
 
 
-@dataclass
-class _Params:
-    """TGI parameters, resolved once per request."""
-
-    max_new_tokens: int | None
-    sample: bool
-    temperature: float
-    top_k: int
-    top_p: float
-    typical_p: float
-    repetition_penalty: float
-    frequency_penalty: float
-    seed: int | None
-    stop: tuple[str, ...]
-    truncate: int | None
-    max_time: float | None
-
-    @classmethod
-    def parse(cls, parameters: Mapping[str, Any]) -> _Params:
-        def g(name: str) -> Any:
-            return parameters.get(name)
-
-        temperature = g("temperature")
-        top_k, top_p, typical_p = g("top_k"), g("top_p"), g("typical_p")
-        # TGI samples when asked to, or when a warper is set (server/text_generation_server/utils/tokens.py).
-        warpers = (
-            temperature not in (None, 1.0)
-            or bool(top_k)
-            or (top_p is not None and top_p < 1.0)
-            or (typical_p is not None and typical_p < 1.0)
-        )
-        sample = (bool(g("do_sample")) or warpers) and temperature != 0
-        stop = g("stop") or ()
-        stop = (stop,) if isinstance(stop, str) else tuple(s for s in stop if s)
-        seed = g("seed")
-        if sample and seed is None:
-            seed = random.getrandbits(32)
-        return cls(
-            max_new_tokens=None if g("max_new_tokens") is None else int(g("max_new_tokens")),
-            sample=sample,
-            temperature=1.0 if temperature is None else float(temperature),
-            top_k=int(top_k or 0),
-            top_p=1.0 if top_p is None else float(top_p),
-            typical_p=1.0 if typical_p is None else float(typical_p),
-            repetition_penalty=float(g("repetition_penalty") or 1.0),
-            frequency_penalty=float(g("frequency_penalty") or 0.0),
-            seed=None if seed is None else int(seed),
-            stop=stop,
-            truncate=None if g("truncate") is None else int(g("truncate")),
-            max_time=None if g("max_time") is None else float(g("max_time")),
-        )
-
-
 class _Sequence:
     """One prompt being continued: its tokens (prompt + generated), sampler and decoded text."""
 
-    def __init__(self, prompt_ids: list[int], max_new_tokens: int, params: _Params, sampler: Any) -> None:
+    def __init__(
+        self, prompt_ids: list[int], max_new_tokens: int, params: GenerationParams, sampler: Any
+    ) -> None:
         self.tokens = prompt_ids
         self.n_prompt = len(prompt_ids)
         self.max_new_tokens = max_new_tokens
@@ -266,7 +195,7 @@ class LlamaCppModel(TextGenerator):
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def _start(self, prompt: str, parameters: Mapping[str, Any]) -> _Sequence:
-        params = _Params.parse(parameters)
+        params = GenerationParams.parse(parameters)
         ids = self._tokenize(prompt)
         if params.truncate:
             ids = ids[-params.truncate :]
@@ -283,35 +212,7 @@ class LlamaCppModel(TextGenerator):
                 f"`inputs` tokens + `max_new_tokens` must be <= {n_ctx}. "
                 f"Given: {len(ids)} `inputs` tokens and {max_new} `max_new_tokens`"
             )
-        return _Sequence(ids, max_new, params, self._sampler(params, ids))
-
-    def _sampler(self, p: _Params, prompt_ids: list[int]) -> Any:
-        from llama_cpp._internals import LlamaSampler
-
-        s = LlamaSampler()
-        if p.repetition_penalty != 1.0 or p.frequency_penalty:
-            s.add_penalties(
-                n_vocab=self._n_vocab,
-                penalty_last_n=self.context_length,
-                penalty_repeat=p.repetition_penalty,
-                penalty_freq=p.frequency_penalty,
-                penalty_present=0.0,
-            )
-            for token in prompt_ids:  # TGI penalises the prompt's tokens too
-                s.accept(token)
-        if not p.sample:
-            s.add_greedy()
-            return s
-        # TGI's warper order: temperature, top-k, top-p, typical.
-        s.add_temp(p.temperature)
-        if p.top_k > 0:
-            s.add_top_k(p.top_k)
-        if p.top_p < 1.0:
-            s.add_top_p(p.top_p, 1)
-        if p.typical_p < 1.0:
-            s.add_typical(p.typical_p, 1)
-        s.add_dist((p.seed or 0) % 2**32)  # llama.cpp seeds are 32-bit
-        return s
+        return _Sequence(ids, max_new, params, build_sampler(params, self._n_vocab, n_ctx, ids))
 
     def _sync(self, seq: _Sequence) -> None:
         """Make the context hold `seq.tokens` with the logits of its last token."""
@@ -376,7 +277,7 @@ class LlamaCppModel(TextGenerator):
 
     def _task_params(self, task: str, parameters: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict:
         params = prompted.generation_parameters(task, parameters, defaults)
-        unknown = sorted(set(params) - SUPPORTED_PARAMETERS - _PIPELINE_ONLY)
+        unknown = sorted(set(params) - SUPPORTED_PARAMETERS - PIPELINE_ONLY)
         if unknown:
             raise InputError(f"The following `generate_parameters` are not used by the model: {unknown}")
         return params
