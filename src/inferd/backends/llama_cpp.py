@@ -88,6 +88,8 @@ class _Sequence:
         self.sampler = sampler
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.text = ""
+        self.generated = 0
+        self.deadline = None if params.max_time is None else time.monotonic() + params.max_time
 
 
 class LlamaCppModel(TextGenerator):
@@ -242,36 +244,36 @@ class LlamaCppModel(TextGenerator):
         return token, logprob
 
     def _steps(self, seq: _Sequence) -> Iterator[StreamStep]:
-        deadline = None if seq.params.max_time is None else time.monotonic() + seq.params.max_time
+        while True:
+            step = self._emit(seq, *self._step(seq))
+            yield step
+            if step.finish_reason:
+                return
+
+    def _emit(self, seq: _Sequence, token: int, logprob: float) -> StreamStep:
+        """The stream step for `seq`'s newly sampled `token`: its text, and the finish reason if it ends here."""
+        seq.generated += 1
+        if self._lib.llama_vocab_is_eog(self._vocab, token):
+            text = self._llm.detokenize([token], special=True).decode("utf-8", "replace")
+            return StreamStep(GeneratedToken(token, text, logprob, special=True), "eos_token")
+        special = bool(self._lib.llama_vocab_is_control(self._vocab, token))
+        piece = self._llm.detokenize([token], special=special)
+        last = seq.generated >= seq.max_new_tokens or (
+            seq.deadline is not None and time.monotonic() > seq.deadline
+        )
+        text = piece.decode("utf-8", "replace") if special else seq.decoder.decode(piece, final=last)
+        finish = "length" if last else None
         stops = seq.params.stop
-        for i in range(seq.max_new_tokens):
-            token, logprob = self._step(seq)
-            if self._lib.llama_vocab_is_eog(self._vocab, token):
-                text = self._llm.detokenize([token], special=True).decode("utf-8", "replace")
-                yield StreamStep(GeneratedToken(token, text, logprob, special=True), "eos_token")
-                return
-            special = bool(self._lib.llama_vocab_is_control(self._vocab, token))
-            piece = self._llm.detokenize([token], special=special)
-            last = i == seq.max_new_tokens - 1 or (deadline is not None and time.monotonic() > deadline)
-            if special:
-                text = piece.decode("utf-8", "replace")
-            else:
-                text = seq.decoder.decode(piece, final=last)
-            finish = "length" if last else None
-            if stops and not special:
-                before = len(seq.text)
-                seq.text += text
-                cuts = [
-                    at + len(s) for s in stops if (at := seq.text.find(s, max(0, before - len(s) + 1))) >= 0
-                ]
-                if cuts:
-                    cut = min(cuts)
-                    text = text[: len(text) - (len(seq.text) - cut)]
-                    seq.text = seq.text[:cut]
-                    finish = "stop_sequence"
-            yield StreamStep(GeneratedToken(token, text, logprob, special=special), finish)
-            if finish:
-                return
+        if stops and not special:
+            before = len(seq.text)
+            seq.text += text
+            cuts = [at + len(s) for s in stops if (at := seq.text.find(s, max(0, before - len(s) + 1))) >= 0]
+            if cuts:
+                cut = min(cuts)
+                text = text[: len(text) - (len(seq.text) - cut)]
+                seq.text = seq.text[:cut]
+                finish = "stop_sequence"
+        return StreamStep(GeneratedToken(token, text, logprob, special=special), finish)
 
     # -- prompted tasks --------------------------------------------------------------------------------------
 
