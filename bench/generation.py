@@ -1,11 +1,12 @@
 """Text generation: inferd's llama.cpp backend against the raw llama-cpp-python call, in process.
 
-    python bench/generation.py [--tokens 64] [--runs 3]
+    python bench/generation.py [--tokens 64] [--runs 3] [--streams 8]
 
 Both load the default GGUF (SmolLM2-135M-Instruct Q4_1) with the same settings and decode the same chat prompt
 greedily for --tokens tokens, on one dedicated thread (as the server does). The KV cache is emptied before each run
 so the time to first token includes the prompt's prefill. Prints the median time to first token and decode speed,
-and the ratio backend / raw. (The side-by-side against llama-cpp-python's own HTTP server is a separate bench.)
+and the ratio backend / raw; then --streams prompts decoded together (`batched()`) against one after another.
+(The side-by-side against llama-cpp-python's own HTTP server is a separate bench.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
 
@@ -34,7 +36,7 @@ def _timed(stream: Callable[[], Iterator[object]]) -> tuple[float, float, int]:
     return first, (n - 1) / max(total - first, 1e-9), n
 
 
-def run(tokens: int, runs: int) -> None:
+def run(tokens: int, runs: int, streams: int) -> None:
     import llama_cpp
 
     from inferd.backends import get_backend
@@ -90,8 +92,35 @@ def run(tokens: int, runs: int) -> None:
     for name in ("raw Llama.generate (ids only)", "raw Llama.create_completion"):
         t_raw, s_raw = rows[name]
         print(f"  inferd / {name}: TTFT x{t_ours / t_raw:.2f}, decode speed x{s_ours / s_raw:.2f}")
+    if streams > 1:
+        _batched(model, tokens, streams)
     model.close()
     raw.close()
+
+
+def _batched(model: Any, tokens: int, streams: int) -> None:
+    """Issue 5 groundwork: `streams` chat prompts decoded together vs the same prompts one after another."""
+    prompts = [
+        model.chat_prompt([{"role": "user", "content": f"Write a short story about robot number {i}."}])
+        for i in range(streams)
+    ]
+    params = {"max_new_tokens": tokens}
+    started = time.perf_counter()
+    produced = sum(len(model.generate(p, params).tokens) for p in prompts)
+    serial = produced / (time.perf_counter() - started)
+    batch = model.batched(max_streams=streams)
+    for p in prompts:
+        batch.add(p, params)
+    started = time.perf_counter()
+    produced = 0
+    while batch:
+        produced += len(batch.step())
+    together = produced / (time.perf_counter() - started)
+    batch.close()
+    print(
+        f"  {streams} streams x {tokens} tokens: one after another {serial:6.1f} tok/s, "
+        f"batched {together:6.1f} tok/s (x{together / serial:.2f})"
+    )
 
 
 def main() -> None:
@@ -100,9 +129,12 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--streams", type=int, default=8, help="also time this many streams batched (1: skip)"
+    )
     args = parser.parse_args()
     with ThreadPoolExecutor(max_workers=1) as thread:  # one dedicated thread, like the server's model thread
-        thread.submit(run, args.tokens, args.runs).result()
+        thread.submit(run, args.tokens, args.runs, args.streams).result()
 
 
 if __name__ == "__main__":

@@ -173,6 +173,30 @@ def test_unsupported_parameters_and_bad_inputs(model, france):
         model.predict("translation", ["hello"], {})
 
 
+def test_batched_streams_decode_together_and_free_their_slots(model, france):
+    batch = model.batched(max_streams=2)
+    try:
+        fruit = model.chat_prompt([{"role": "user", "content": "Name a fruit."}])
+        ids = [batch.add(france, GREEDY), batch.add(fruit, GREEDY), batch.add(france, {"max_new_tokens": 2})]
+        texts: dict[int, str] = dict.fromkeys(ids, "")
+        finished: dict[int, str] = {}
+        first = batch.step()  # one decode: both admitted prompts, one token each; the third waits for a slot
+        assert sorted(sid for sid, _ in first) == ids[:2]
+        for sid, step in first:
+            texts[sid] += step.token.text
+        batch.cancel(ids[1])  # its consumer left: the slot goes to the waiting stream
+        while batch:
+            for sid, step in batch.step():
+                texts[sid] += "" if step.token.special else step.token.text
+                if step.finish_reason:
+                    finished[sid] = step.finish_reason
+        assert "Paris" in texts[ids[0]] and finished[ids[0]] in ("eos_token", "length")
+        assert ids[1] not in finished and finished[ids[2]] == "length"
+        assert batch._free and not batch._live  # every sequence id returned
+    finally:
+        batch.close()
+
+
 async def test_served_by_the_app_over_tgi_openai_and_hf_routes(tmp_path):
     if _missing():
         pytest.skip(_missing())

@@ -7,8 +7,7 @@ question-answering (see llama_cpp_tasks).
 One `Llama` holds one KV cache. Each generate or stream is a `_Sequence` with its own tokens and sampler; before a
 step the cache is synced to that sequence (the common prefix is kept, the rest re-evaluated), so streams that the
 engine interleaves on one thread stay correct, and a repeated chat prefix is not evaluated twice. Batched decoding
-of concurrent streams (issue 5) plugs in at `_step`: give every live `_Sequence` its own seq_id in one context and
-let a scheduler decode one token of each per `llama_decode` call.
+of concurrent streams (issue 5) reuses `_start` and `_emit` with its own context and sequence ids: `batched()`.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from .llama_cpp_params import PIPELINE_ONLY, SUPPORTED_PARAMETERS, GenerationPar
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
+    from .llama_cpp_batch import BatchedStreams
 
 DEFAULT_N_CTX = 4096
 # TGI's default is "until the context is full"; a tiny CPU model rambling for 4k tokens helps nobody.
@@ -185,6 +185,12 @@ class LlamaCppModel(TextGenerator):
             pass
         return size
 
+    def batched(self, max_streams: int = 8) -> BatchedStreams:
+        """Streams decoded together in a second context (issue 5 groundwork; see llama_cpp_batch)."""
+        from .llama_cpp_batch import BatchedStreams
+
+        return BatchedStreams(self, max_streams)
+
     def close(self) -> None:
         self._synced = None
         self._llm.close()
@@ -235,13 +241,14 @@ class LlamaCppModel(TextGenerator):
                 self._synced = None  # the cache is in an unknown state: the next step re-evaluates
                 raise
             token = int(seq.sampler.sample(self._llm._ctx, -1))
-            logits = np.ctypeslib.as_array(
-                self._lib.llama_get_logits_ith(self._llm.ctx, -1), shape=(self._n_vocab,)
-            )
-            top = float(logits.max())
-            logprob = float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
+            logprob = self._token_logprob(self._lib.llama_get_logits_ith(self._llm.ctx, -1), token)
         seq.tokens.append(token)
         return token, logprob
+
+    def _token_logprob(self, logits_ptr: Any, token: int) -> float:
+        logits = np.ctypeslib.as_array(logits_ptr, shape=(self._n_vocab,))
+        top = float(logits.max())
+        return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
 
     def _steps(self, seq: _Sequence) -> Iterator[StreamStep]:
         while True:

@@ -1,0 +1,138 @@
+"""Decoding several streams together in one llama.cpp context: groundwork for issue 5 (not wired to the engine).
+
+Each stream gets its own sequence id in a unified KV cache; one `llama_decode` per step carries the next token of
+every running stream plus prompt chunks of new ones (running streams first, so a long prompt never stalls them).
+The engine would drive it from the model's thread:
+
+    batch = model.batched(max_streams=8)
+    sid = batch.add(prompt, parameters)       # InputError now for a bad request; waits for a free slot
+    while batch:
+        for sid, step in batch.step(): ...     # one StreamStep per stream that produced a token
+    batch.cancel(sid)                          # its consumer left: the slot and its KV cells are freed at once
+
+Greedy text can differ from the one-stream path when two tokens are nearly tied: other batch shapes take other
+kernels, so logits differ in late decimals.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .base import InputError, StreamStep
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .llama_cpp import LlamaCppModel, _Sequence
+
+
+@dataclass
+class _Slot:
+    sid: int
+    seq: _Sequence
+    seq_id: int = -1  # -1 while waiting for a free sequence id
+    fed: int = 0  # tokens of seq.tokens already in the KV cache
+    out: int = -1  # batch index of this stream's logits in the current step, -1 if none
+
+
+class BatchedStreams:
+    def __init__(self, model: LlamaCppModel, max_streams: int = 8, n_ctx: int | None = None) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._model = model
+        self._lib = llama_cpp
+        llm = model._llm
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx or model.context_length  # shared by all streams (unified KV cache)
+        params.n_batch = params.n_ubatch = self._n_batch = 512
+        params.n_seq_max = max_streams
+        params.kv_unified = True
+        params.n_threads = params.n_threads_batch = llm.n_threads
+        params.no_perf = True
+        self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+        self._n_ctx = int(params.n_ctx)
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._free = list(range(max_streams))
+        self._live: dict[int, _Slot] = {}
+        self._waiting: deque[_Slot] = deque()
+        self._next = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._live or self._waiting)
+
+    def add(self, prompt: str, parameters: Mapping[str, Any]) -> int:
+        seq = self._model._start(prompt, parameters)
+        if seq.n_prompt + seq.max_new_tokens > self._n_ctx:
+            raise InputError(f"`inputs` tokens + `max_new_tokens` must be <= {self._n_ctx}.")
+        self._next += 1
+        self._waiting.append(_Slot(self._next, seq))
+        return self._next
+
+    def cancel(self, sid: int) -> None:
+        slot = self._live.get(sid)
+        if slot is not None:
+            self._release(slot)
+        else:
+            self._waiting = deque(s for s in self._waiting if s.sid != sid)
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+        self._ctx.close()
+
+    def step(self) -> list[tuple[int, StreamStep]]:
+        """Decode once for all live streams; the steps of those that got a token."""
+        self._admit()
+        if not self._live:
+            return []
+        batch, n = self._batch, 0
+        # Streams with the fewest tokens to feed first: running streams (one token) before prompt prefills.
+        for slot in sorted(self._live.values(), key=lambda s: len(s.seq.tokens) - s.fed):
+            slot.out = -1
+            chunk = slot.seq.tokens[slot.fed : slot.fed + self._n_batch - n]
+            for k, token in enumerate(chunk):
+                batch.token[n] = token
+                batch.pos[n] = slot.fed + k
+                batch.seq_id[n][0] = slot.seq_id
+                batch.n_seq_id[n] = 1
+                batch.logits[n] = False
+                n += 1
+            slot.fed += len(chunk)
+            if chunk and slot.fed == len(slot.seq.tokens):
+                batch.logits[n - 1] = True
+                slot.out = n - 1
+        batch.n_tokens = n
+        code = self._lib.llama_decode(self._ctx.ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+        steps = []
+        for slot in [s for s in self._live.values() if s.out >= 0]:
+            token = int(slot.seq.sampler.sample(self._ctx, slot.out))
+            logits = self._lib.llama_get_logits_ith(self._ctx.ctx, slot.out)
+            logprob = self._model._token_logprob(logits, token)
+            slot.seq.tokens.append(token)
+            step = self._model._emit(slot.seq, token, logprob)
+            steps.append((slot.sid, step))
+            if step.finish_reason:
+                self._release(slot)
+        return steps
+
+    def _admit(self) -> None:
+        reserved = sum(s.seq.n_prompt + s.seq.max_new_tokens for s in self._live.values())
+        while self._waiting and self._free:
+            seq = self._waiting[0].seq
+            if self._live and reserved + seq.n_prompt + seq.max_new_tokens > self._n_ctx:
+                return  # its KV cells are not free yet: it waits for a stream to finish
+            slot = self._waiting.popleft()
+            slot.seq_id = self._free.pop(0)
+            self._live[slot.sid] = slot
+            reserved += seq.n_prompt + seq.max_new_tokens
+
+    def _release(self, slot: _Slot) -> None:
+        self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
+        self._free.append(slot.seq_id)
+        del self._live[slot.sid]
