@@ -84,6 +84,8 @@ def machine_info(packages: Iterable[str] = ()) -> dict[str, Any]:
         "platform": platform.platform(),
         "git_commit": commit,
         "load_average_1m": load_average(),
+        # below 0: run_all --nice gave the bench and its servers priority over other work on the machine
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "versions": versions,
     }
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
     RESULTS,
     ServerSpec,
+    load_average,
     machine_info,
     plot_grouped,
     print_table,
@@ -186,7 +187,7 @@ def main() -> None:
     all_folders, what = build_models(args.tiny)
     folders = {t: all_folders[t] for t in args.tasks}
     print(f"model: {what}", flush=True)
-    load_before = None if args.no_wait else wait_for_quiet()
+    load_before = load_average() if args.no_wait else wait_for_quiet()
     info = machine_info(["inferd", "torch", "transformers", "aiohttp", "uvicorn"])
     print(f"load average {info['load_average_1m']} at start", flush=True)
     proc = subprocess.run(

@@ -27,6 +27,7 @@ from _harness import (  # noqa: E402
     ROOT,
     ServerSpec,
     hot_spots,
+    load_average,
     machine_info,
     plot_grouped,
     print_table,
@@ -241,7 +242,7 @@ def main() -> None:
         print(json.dumps(raw_limits(args.batch, seconds=min(args.seconds, 8))))
         return
 
-    load_before = None if args.no_wait else wait_for_quiet()
+    load_before = load_average() if args.no_wait else wait_for_quiet()
     info = machine_info(["inferd", "torch", "sentence-transformers", "onnxruntime", "aiohttp", "uvicorn"])
     info["infinity_emb"] = infinity.version()
     print(f"load average {info['load_average_1m']} at start", flush=True)

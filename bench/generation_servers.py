@@ -39,6 +39,7 @@ from _harness import (  # noqa: E402
     RESULTS,
     Server,
     closed_loop,
+    load_average,
     machine_info,
     plot_grouped,
     print_table,
@@ -305,7 +306,7 @@ def main() -> None:
             print(json.dumps(thread.submit(raw_streams, args.tokens, len(TOPICS)).result()))
         return
 
-    load_before = None if args.no_wait else wait_for_quiet()
+    load_before = load_average() if args.no_wait else wait_for_quiet()
     info = machine_info(["inferd", "llama_cpp_python", "aiohttp", "uvicorn", "sse-starlette", "fastapi"])
     print(f"load average {info['load_average_1m']} at start", flush=True)
     rows, details, notes = measure(args)

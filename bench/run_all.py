@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -106,7 +107,9 @@ def _section(stem: str, title: str) -> str:
         out += [
             f"Measured {m.get('date', '?')} on {m.get('cpus', '?')} CPUs ({m.get('cpu', '?')}), Python "
             f"{m.get('python', '?')}, commit {m.get('git_commit', '?')}; 1-minute load average {load} before, "
-            f"{data.get('load_average_after', '?')} after.",
+            f"{data.get('load_average_after', '?')} after"
+            + (f"; run at nice {m['nice']} (priority over the machine's other work)" if m.get("nice") else "")
+            + ".",
             "",
         ]
     if data.get("model"):
@@ -176,7 +179,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="result stems to run (default: all)")
     parser.add_argument("--docs-only", action="store_true")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority for the benchmarks and the servers they start (e.g. -10, as root): on a "
+        "machine shared with other work, every system then gets the CPU it would have on a quiet one",
+    )
     args = parser.parse_args()
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every process started from here
     if not args.docs_only:
         ran = run_suite(args.only, args.no_wait)
         print()
