@@ -413,6 +413,7 @@ class ServerSpec:
     body: Callable[[str, Any], Any]  # (workload, item) -> JSON body
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    only: tuple[str, ...] = ()  # the workloads it serves, when not all (a one-model app)
 
 
 def sweep(
@@ -424,63 +425,108 @@ def sweep(
     max_requests: int,
     labels: Mapping[str, str] | None = None,
     profile: Callable[[str, str, int], Path | None] | None = None,
+    rounds: int = 1,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Start each system once and run every workload at every concurrency against it, one after the other.
+    """Start every system, then run each workload at each concurrency against each system in turn.
 
-    A row per run: system, workload (its label), and Run.summary(). A system that fails to start is a note,
-    not an abort: the others are still measured. `profile(system, workload, c)` may name a file: py-spy then
-    samples the server during that run (collapsed stacks, see `hot_spots`)."""
-    rows: list[dict[str, Any]] = []
+    Interleaved (workload, concurrency, then system, the order of systems rotating every round) rather than
+    one system after the other: on a shared machine the load drifts, and the systems compared in a cell are
+    then measured minutes apart at most. With several rounds a cell keeps its best round, the one least
+    disturbed by the machine's other work. A row per cell: system, workload (its label), Run.summary() and
+    the load average at that moment. A system that fails to start is a note, not an abort.
+    `profile(system, workload, c)` may name a file: py-spy then samples that server during that run."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     notes: list[str] = []
     labels = labels or {}
-    for name, spec in systems.items():
-        print(f"== {name}", flush=True)
-        slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
-        try:
-            with Server(slug, spec.cmd, env=spec.env, startup_s=300, cwd=spec.cwd) as srv:
-                print(f"   up in {srv.startup_seconds:.1f}s (pid {srv.pid}, log {srv.log_path})", flush=True)
-                for workload, items in workloads.items():
-                    url = srv.url + spec.route(workload)
-                    for c in concurrency:
-                        call = post_json(
-                            url, lambda i, w=workload, it=items, sp=spec: sp.body(w, it[i % len(it)])
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for name, spec in systems.items():
+            slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
+            try:
+                srv = stack.enter_context(Server(slug, spec.cmd, env=spec.env, startup_s=300, cwd=spec.cwd))
+            except RuntimeError as exc:
+                notes.append(f"{name} could not be measured: {exc}")
+                print(f"== {name} FAILED: {exc}", flush=True)
+                continue
+            servers[name] = srv
+            print(
+                f"== {name} up in {srv.startup_seconds:.1f}s (pid {srv.pid}, log {srv.log_path})", flush=True
+            )
+        names = list(servers)
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)] if names else []
+            for workload, items in workloads.items():
+                for c in concurrency:
+                    for name in order:
+                        if systems[name].only and workload not in systems[name].only:
+                            continue
+                        row = _one_run(
+                            name,
+                            systems[name],
+                            servers[name],
+                            workload,
+                            items,
+                            c,
+                            seconds,
+                            max_requests,
+                            profile,
                         )
-                        out = profile(name, workload, c) if profile else None
-                        spies: list[subprocess.Popen[bytes]] = []
-
-                        def on_start(out: Path | None = out, spies: list = spies) -> None:
-                            if out is not None:  # after the warm-up: only the measured requests are sampled
-                                spies.append(start_profile(srv.pid, seconds, out))
-
-                        run = asyncio.run(
-                            closed_loop(
-                                call,
-                                concurrency=c,
-                                requests=max_requests,
-                                max_seconds=seconds,
-                                warmup=max(2 * c, 16),
-                                on_start=on_start,
-                            )
-                        )
-                        spy = spies[0] if spies else None
-                        row = {"system": name, "workload": labels.get(workload, workload), **run.summary()}
-                        if spy is not None and out is not None:
-                            spy.wait(timeout=seconds + 60)
-                            row["profile"] = (
-                                str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
-                            )
-                        rows.append(row)
+                        row = {
+                            "system": name,
+                            "workload": labels.get(workload, workload),
+                            **row,
+                            "round": r + 1,
+                        }
+                        key = (name, workload, c)
+                        if key not in rows or row["throughput"] > rows[key]["throughput"]:
+                            rows[key] = row
                         print(
-                            f"   {workload:8} c={c:<3} {row['throughput']:8.1f} items/s  p50 {row['p50_ms']:8.1f} ms"
-                            f"  p99 {row['p99_ms']:8.1f} ms  errors {row['errors']}",
+                            f"   r{r + 1} {workload:6} c={c:<3} {name[:34]:34} {row['throughput']:8.1f}/s"
+                            f"  p50 {row['p50_ms']:8.1f} ms  p99 {row['p99_ms']:8.1f} ms  err {row['errors']}"
+                            f"  load {row['load_average_1m']}",
                             flush=True,
                         )
                         if row["errors"]:
                             print(f"   first error: {row['first_error']}", flush=True)
-        except RuntimeError as exc:
-            notes.append(f"{name} could not be measured: {exc}")
-            print(f"   FAILED: {exc}", flush=True)
-    return rows, notes
+    ordered = [rows[(n, w, c)] for n in systems for w in workloads for c in concurrency if (n, w, c) in rows]
+    return ordered, notes
+
+
+def _one_run(
+    name: str,
+    spec: ServerSpec,
+    srv: Server,
+    workload: str,
+    items: Sequence[Any],
+    c: int,
+    seconds: float,
+    max_requests: int,
+    profile: Callable[[str, str, int], Path | None] | None,
+) -> dict[str, Any]:
+    url = srv.url + spec.route(workload)
+    call = post_json(url, lambda i: spec.body(workload, items[i % len(items)]))
+    out = profile(name, workload, c) if profile else None
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def on_start() -> None:
+        if out is not None:  # after the warm-up: only the measured requests are sampled
+            spies.append(start_profile(srv.pid, seconds, out))
+
+    run = asyncio.run(
+        closed_loop(
+            call,
+            concurrency=c,
+            requests=max_requests,
+            max_seconds=seconds,
+            warmup=max(2 * c, 16),
+            on_start=on_start,
+        )
+    )
+    row: dict[str, Any] = {**run.summary(), "load_average_1m": load_average()}
+    if spies and out is not None:
+        spies[0].wait(timeout=seconds + 60)
+        row["profile"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
+    return row
 
 
 # ---- profiles ------------------------------------------------------------------------------------------------

@@ -161,6 +161,7 @@ def systems(folders: dict[str, Path], config: Path, selected: list[str]) -> dict
             ],
             route=lambda task: "/pipeline",
             body=lambda task, text: {"inputs": text},
+            only=(task,),
         )
     return {k: v for k, v in found.items() if not selected or any(k.startswith(s) for s in selected)}
 
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", default=[], help="name prefixes (default: all)")
     parser.add_argument("--batch", type=int, default=64, help="batch size of the raw limit")
     parser.add_argument("--tiny", action="store_true", help="tiny random test models instead")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the sweep; each cell keeps its best")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     parser.add_argument("--raw-only", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,21 +201,17 @@ def main() -> None:
     )
     raw = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"raw batched pipeline (items/s, batch {args.batch}): {raw}", flush=True)
-    rows: list[dict[str, Any]] = []
-    notes: list[str] = []
     texts = make_texts("short")
-    for name, spec in systems(folders, config_toml(all_folders), args.systems).items():
-        # inferd serves every task from one process; each naive app serves its own task only.
-        tasks = [t for t in folders if name == "inferd" or name.endswith(f"({t})")]
-        found, failed = sweep(
-            {name: spec},
-            {t: texts for t in tasks},
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-            max_requests=args.max_requests,
-        )
-        rows += [{**r, "system": r["system"].split(" (")[0]} for r in found]
-        notes += failed
+    found, notes = sweep(
+        systems(folders, config_toml(all_folders), args.systems),
+        {t: texts for t in folders},
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        max_requests=args.max_requests,
+        rounds=args.rounds,
+    )
+    # one naive app per task (like community containers), one inferd for both: one "naive FastAPI" series
+    rows: list[dict[str, Any]] = [{**r, "system": r["system"].split(" (")[0]} for r in found]
     for task, value in raw.items():
         for c in args.concurrency:
             rows.append(

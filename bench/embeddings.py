@@ -118,7 +118,25 @@ def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, float]]:
 
 
 # ---- systems -----------------------------------------------------------------------------------------------
-def systems(selected: list[str]) -> dict[str, ServerSpec]:
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ORT 1 thread": {"runtime": "onnxruntime", "threads": 1},
+    "torch runtime": {"runtime": "torch", "threads": 2},
+}
+
+
+def _variant_config(label: str, options: dict[str, Any]) -> Path:
+    from inferd.catalogue import default_catalogue
+
+    entry = default_catalogue()[MODEL_ID]
+    merged = {**entry.options, **options}
+    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in merged.items())
+    path = Path("/tmp/inferd-bench-models") / f"embeddings-{label.replace(' ', '-')}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[models."{MODEL_ID}"]\noptions = {{ {table} }}\n')
+    return path
+
+
+def systems(selected: list[str], variants: bool = False) -> dict[str, ServerSpec]:
     py = sys.executable
     here = Path(__file__).resolve().parent
     found = {
@@ -144,6 +162,27 @@ def systems(selected: list[str]) -> dict[str, ServerSpec]:
             body=lambda w, text: {"inputs": text},
         ),
     }
+    if variants:
+        # Same server, one model setting changed through `inferd serve --config` (the entry's options):
+        # where does inferd's time go, and what would a different default buy?
+        for label, options in VARIANTS.items():
+            found[f"inferd ({label})"] = ServerSpec(
+                [
+                    py,
+                    "-m",
+                    "inferd",
+                    "serve",
+                    "--port",
+                    "{port}",
+                    "--preload",
+                    MODEL_ID,
+                    "--log-level",
+                    "warning",
+                ]
+                + ["--config", str(_variant_config(label, options))],
+                route=lambda w: f"/pipeline/feature-extraction/{MODEL_ID}",
+                body=lambda w, text: {"inputs": text},
+            )
     for engine in ("torch", "optimum"):
         launch = infinity.command(model_folder(), engine, MODEL_ID)
         if launch is not None:
@@ -230,6 +269,10 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", default=[], help="name prefixes (default: all)")
     parser.add_argument("--batch", type=int, default=64, help="batch size of the raw limit")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the sweep; each cell keeps its best")
+    parser.add_argument(
+        "--variants", action="store_true", help="also inferd with other model settings (ORT threads, torch)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -255,13 +298,14 @@ def main() -> None:
     raw = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"raw limits (items/s, batch {args.batch}): {raw}", flush=True)
     rows, notes = sweep(
-        systems(args.systems),
+        systems(args.systems, args.variants),
         {kind: make_texts(kind) for kind in args.lengths},
         concurrency=args.concurrency,
         seconds=args.seconds,
         max_requests=args.max_requests,
         labels=LENGTHS,
         profile=profiler(args) if args.profile else None,
+        rounds=args.rounds,
     )
     hot = {r["profile"]: hot_spots(ROOT / r["profile"]) for r in rows if r.get("profile")}
     for where, spots in hot.items():
@@ -303,7 +347,7 @@ def main() -> None:
         "table": table,
         "hot_spots": hot,
     }
-    name = "embeddings_profiled" if args.profile else "embeddings"
+    name = "embeddings_profiled" if args.profile else "embeddings_variants" if args.variants else "embeddings"
     path = write_results(name, payload)
     plot_grouped(
         RESULTS / f"{name}.png",
