@@ -507,8 +507,10 @@ def _one_run(
     call = post_json(url, lambda i: spec.body(workload, items[i % len(items)]))
     out = profile(name, workload, c) if profile else None
     spies: list[subprocess.Popen[bytes]] = []
+    cpu_at_start: list[float] = []
 
     def on_start() -> None:
+        cpu_at_start.append(process_cpu_s(srv.pid))
         if out is not None:  # after the warm-up: only the measured requests are sampled
             spies.append(start_profile(srv.pid, seconds, out))
 
@@ -523,10 +525,23 @@ def _one_run(
         )
     )
     row: dict[str, Any] = {**run.summary(), "load_average_1m": load_average()}
+    if cpu_at_start and run.requests:
+        # CPU the server burnt per request, all threads: unlike throughput, hardly moved by other work on the
+        # machine (except spin-waiting threads, which are a real cost too).
+        row["cpu_ms_per_req"] = round((process_cpu_s(srv.pid) - cpu_at_start[0]) / run.requests * 1000, 2)
     if spies and out is not None:
         spies[0].wait(timeout=seconds + 60)
         row["profile"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
     return row
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---- profiles ------------------------------------------------------------------------------------------------

@@ -221,7 +221,18 @@ def main() -> None:
         r["vs_limit"] = ratio(r.get("throughput"), raw.get(r["workload"]))
     print()
     table = print_table(
-        rows, ["workload", "concurrency", "system", "throughput", "p50_ms", "p99_ms", "errors", "vs_limit"]
+        rows,
+        [
+            "workload",
+            "concurrency",
+            "system",
+            "throughput",
+            "p50_ms",
+            "p99_ms",
+            "errors",
+            "vs_limit",
+            "cpu_ms_per_req",
+        ],
     )
     ratios = []
     for task in folders:

@@ -87,8 +87,9 @@ def make_texts(kind: str, n: int = 256) -> list[str]:
 
 
 # ---- the limit: batched forward passes in a process of their own -----------------------------------------
-def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, float]]:
-    """items/s of sentence-transformers encode() and of inferd's encoder, per text length."""
+def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, dict[str, float]]]:
+    """items/s of sentence-transformers encode() and of inferd's encoder, per text length, and the CPU
+    milliseconds each item cost (process time, all threads)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -103,17 +104,20 @@ def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, float]]:
         "raw encode() (torch)": lambda texts: st.encode(texts, batch_size=batch, normalize_embeddings=True),
         "raw inferd encoder (ORT)": lambda texts: ours.predict("feature-extraction", texts, {}),
     }
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, dict[str, float]]] = {"items_s": {}, "cpu_ms_per_item": {}}
     for kind in LENGTHS:
         texts = make_texts(kind)
         for name, fn in runners.items():
             fn(texts[:batch])  # warm-up
-            done, started = 0, time.perf_counter()
+            done, started, cpu = 0, time.perf_counter(), time.process_time()
             while time.perf_counter() - started < seconds:
                 chunk = texts[done % len(texts) : done % len(texts) + batch] or texts[:batch]
                 fn(chunk)
                 done += len(chunk)
-            out.setdefault(name, {})[kind] = round(done / (time.perf_counter() - started), 1)
+            out["items_s"].setdefault(name, {})[kind] = round(done / (time.perf_counter() - started), 1)
+            out["cpu_ms_per_item"].setdefault(name, {})[kind] = round(
+                (time.process_time() - cpu) / done * 1000, 2
+            )
     return out
 
 
@@ -295,8 +299,9 @@ def main() -> None:
         text=True,
         check=True,
     )
-    raw = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"raw limits (items/s, batch {args.batch}): {raw}", flush=True)
+    raw_all = json.loads(proc.stdout.strip().splitlines()[-1])
+    raw, raw_cpu = raw_all["items_s"], raw_all["cpu_ms_per_item"]
+    print(f"raw limits (items/s, batch {args.batch}): {raw}; CPU ms/item {raw_cpu}", flush=True)
     rows, notes = sweep(
         systems(args.systems, args.variants),
         {kind: make_texts(kind) for kind in args.lengths},
@@ -321,13 +326,16 @@ def main() -> None:
                         "workload": LENGTHS[kind],
                         "concurrency": c,
                         "throughput": per_kind[kind],
+                        "cpu_ms_per_req": raw_cpu[name][kind],
                     }
                 )
     for r in rows:
         r["vs_limit"] = ratio(r.get("throughput"), raw["raw encode() (torch)"].get(_kind(r["workload"])))
     print()
     table = print_table(
-        rows, ["workload", "concurrency", "system", "throughput", "p50_ms", "p99_ms", "errors", "vs_limit"]
+        rows,
+        ["workload", "concurrency", "system", "throughput", "p50_ms", "p99_ms", "errors", "vs_limit"]
+        + ["cpu_ms_per_req"],
     )
     found = goals(rows, raw)
     print()
@@ -341,6 +349,7 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": machine_info()["load_average_1m"],
         "raw_limits": raw,
+        "raw_cpu_ms_per_item": raw_cpu,
         "rows": rows,
         "goals": found,
         "notes": notes + infinity.notes(),
