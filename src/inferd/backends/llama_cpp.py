@@ -36,11 +36,19 @@ DEFAULT_N_CTX = 4096
 DEFAULT_MAX_NEW_TOKENS = 512
 
 
-def _cores() -> int:
+def _default_threads() -> int:
+    """Half the cores, as llama-cpp-python's own default.
+
+    ggml's OpenMP threads spin at every barrier: with as many threads as cores, anything else wanting a core (the
+    server's event loop, another model, another process) made decoding collapse here (2 threads on 2 busy cores:
+    0.5-20 tok/s, against ~100 when idle and ~60 with 1 thread either way). More threads: `options["n_threads"]`,
+    best with OMP_WAIT_POLICY=PASSIVE in the environment when the machine is shared (measured ~45 tok/s).
+    """
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 def _find_gguf(path: str, file: str | None) -> str:
@@ -62,7 +70,7 @@ class LlamaCppBackend(Backend):
         import llama_cpp  # the runtime is imported only when a model is loaded
 
         options = entry.options
-        threads = int(options.get("n_threads") or _cores())
+        threads = int(options.get("n_threads") or _default_threads())
         llm = llama_cpp.Llama(
             model_path=_find_gguf(path, options.get("file")),
             n_ctx=int(options.get("n_ctx") or DEFAULT_N_CTX),
