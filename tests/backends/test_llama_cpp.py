@@ -59,6 +59,16 @@ def test_chat_answers_paris(model, france):
     assert all(t.logprob is not None and -50 < t.logprob <= 0 for t in gen.tokens)
 
 
+def test_a_bare_question_answers_paris_under_the_catalogue_system_prompt(model):
+    # What a user of the chat route sends: no system message. The entry's default system prompt is put first.
+    prompt = model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+    assert ENTRY.options["default_system_prompt"] in prompt
+    assert "Paris" in model.generate(prompt, GREEDY).text
+    # A conversation with its own system message keeps it alone.
+    own = model.chat_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert ENTRY.options["default_system_prompt"] not in own
+
+
 def test_chat_template_comes_from_the_gguf(model):
     prompt = model.chat_prompt(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]

@@ -80,7 +80,11 @@ class LlamaCppBackend(Backend):
             logits_all=False,  # logprobs come from the last position's logits, read once per step
             verbose=False,
         )
-        return LlamaCppModel(llm, tasks=entry.tasks or ("text-generation",))
+        return LlamaCppModel(
+            llm,
+            tasks=entry.tasks or ("text-generation",),
+            default_system_prompt=options.get("default_system_prompt"),
+        )
 
 
 class _Sequence:
@@ -104,9 +108,12 @@ class LlamaCppModel(TextGenerator):
     supported_parameters = SUPPORTED_PARAMETERS
     approximations = prompted.APPROXIMATIONS
 
-    def __init__(self, llm: Any, tasks: Sequence[str]) -> None:
+    def __init__(self, llm: Any, tasks: Sequence[str], default_system_prompt: str | None = None) -> None:
         import llama_cpp
 
+        # Put before a conversation that brings no system message of its own (a catalogue option: small models
+        # can behave far better under a prompt other than their template's default).
+        self._default_system = default_system_prompt
         self._lib = llama_cpp
         self._llm = llm
         self.tasks = tuple(tasks)
@@ -141,8 +148,11 @@ class LlamaCppModel(TextGenerator):
                 bos_token=self._bos_text,
                 add_generation_prompt=True,
             )
+        rendered = [_text_message(m) for m in messages]
+        if self._default_system and not any(m.get("role") == "system" for m in rendered):
+            rendered.insert(0, {"role": "system", "content": self._default_system})
         try:
-            return str(self._formatter(messages=[_text_message(m) for m in messages]).prompt)
+            return str(self._formatter(messages=rendered).prompt)
         except InputError:
             raise
         except Exception as exc:  # the template's raise_exception() or a Jinja error on odd messages

