@@ -11,6 +11,7 @@ from inferd.client._chat import (
     parse_chat_stream_event,
 )
 from inferd.server.protocols import openai_wire
+from inferd.server.protocols.openai_wire import ChatStreamEncoder, chat_completion
 from inferd.sse import iter_events
 
 TOKENS = [
@@ -118,3 +119,35 @@ def test_shapes_validate_with_the_openai_sdk():
     chunks = [encoder.start(), *(c for s in STEPS for c in encoder.encode(s))]
     parsed = [types.ChatCompletionChunk.model_validate(c) for c in chunks]
     assert parsed[-1].usage.total_tokens == 3
+
+
+def _steps(pieces: list[str], reason: str) -> list[StreamStep]:
+    return [
+        StreamStep(GeneratedToken(i, p), reason if i == len(pieces) - 1 else None)
+        for i, p in enumerate(pieces)
+    ]
+
+
+def _streamed_text(encoder: ChatStreamEncoder, steps: list[StreamStep]) -> str:
+    chunks = [c for step in steps for c in encoder.encode(step)]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def test_openai_leaves_the_stop_string_out_non_stream():
+    gen = Generation(text="Paris.\nUser: next", finish_reason="stop_sequence")
+    body = chat_completion(gen, model="m", stop=["\nUser:"])
+    assert body["choices"][0]["message"]["content"] == "Paris."
+    assert chat_completion(gen, model="m")["choices"][0]["message"]["content"] == gen.text
+
+
+def test_openai_stream_holds_back_what_may_start_a_stop_string():
+    # "\nUs" could begin "\nUser:" so it waits; then the stop string arrives and is never sent.
+    encoder = ChatStreamEncoder(model="m", stop=["\nUser:"])
+    assert _streamed_text(encoder, _steps(["Par", "is.", "\nUs", "er:"], "stop_sequence")) == "Paris."
+    # A held-back tail that turns out not to be a stop string is sent, in order.
+    encoder = ChatStreamEncoder(model="m", stop=["\nUser:"])
+    assert _streamed_text(encoder, _steps(["A", "\nU", "nder", " B"], "length")) == "A\nUnder B"
+    # Without stop strings every token goes out as it comes.
+    encoder = ChatStreamEncoder(model="m")
+    chunks = encoder.encode(StreamStep(GeneratedToken(1, "Hi")))
+    assert chunks[0]["choices"][0]["delta"]["content"] == "Hi"

@@ -185,7 +185,9 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     if not stream:
         gen = await unless_disconnected(request, handle.generate(prompt, runtime), timeout)
         obs.generated_tokens = len(gen.tokens)
-        answer = wire.chat_completion(gen, model=model_id, logprobs=body.get("logprobs") is True)
+        answer = wire.chat_completion(
+            gen, model=model_id, logprobs=body.get("logprobs") is True, stop=runtime.get("stop") or ()
+        )
         answer["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
         return JSONResponse(answer, headers=obs.headers(state.settings.compute_type))
     steps = handle.stream(prompt, runtime).__aiter__()
@@ -199,7 +201,10 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     encoder = wire.ChatStreamEncoder(
-        model=model_id, include_usage=include_usage, logprobs=body.get("logprobs") is True
+        model=model_id,
+        include_usage=include_usage,
+        logprobs=body.get("logprobs") is True,
+        stop=runtime.get("stop") or (),
     )
     headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
     return _ObservedStream(

@@ -64,13 +64,17 @@ def chat_completion(
     created: int | None = None,
     logprobs: bool = False,
     system_fingerprint: str = SYSTEM_FINGERPRINT,
+    stop: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One `chat.completion`; several generations (`n` > 1) become several choices."""
+    """One `chat.completion`; several generations (`n` > 1) become several choices.
+
+    OpenAI leaves a matched stop string out of the content (TGI keeps it): `stop` cuts it off.
+    """
     gens = [generations] if isinstance(generations, Generation) else list(generations)
     choices = [
         {
             "index": i,
-            "message": {"role": "assistant", "content": gen.text},
+            "message": {"role": "assistant", "content": cut_at_stop(gen.text, stop)},
             "logprobs": _logprobs(gen.tokens) if logprobs else None,
             "finish_reason": finish_reason(gen.finish_reason),
         }
@@ -87,6 +91,23 @@ def chat_completion(
     }
 
 
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to (not including) the first stop string in it."""
+    found = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(found)] if found else text
+
+
+def _held_back(text: str, stop: Sequence[str]) -> int:
+    """How many trailing characters of `text` could still grow into a stop string (so must not be sent yet)."""
+    longest = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:k]):
+                longest = k
+                break
+    return longest
+
+
 class ChatStreamEncoder:
     """Turns one request's StreamSteps into `chat.completion.chunk` dicts sharing one id and timestamp."""
 
@@ -100,8 +121,13 @@ class ChatStreamEncoder:
         include_usage: bool = False,
         logprobs: bool = False,
         system_fingerprint: str = SYSTEM_FINGERPRINT,
+        stop: Sequence[str] = (),
     ) -> None:
         self.model = model
+        # With stop strings, text that may be the start of one is held back until it is known not to be.
+        self.stop = [s for s in stop if s]
+        self.pending = ""
+        self.stopped = False
         self.id = id or completion_id()
         self.created = created if created is not None else int(time.time())
         self.prompt_tokens = prompt_tokens
@@ -133,6 +159,22 @@ class ChatStreamEncoder:
         """The first chunk: the assistant role with empty content, before any token."""
         return self._chunk([self._choice({"role": "assistant", "content": ""})])
 
+    def _release(self, text: str, *, final: bool) -> str:
+        """The part of the text so far that can be sent now: never a stop string, nor what may start one."""
+        if not self.stop:
+            return text
+        self.pending += text
+        cut = cut_at_stop(self.pending, self.stop)
+        if len(cut) < len(self.pending):
+            self.pending, self.stopped = "", True
+            return cut
+        keep = 0 if final else _held_back(self.pending, self.stop)
+        ready, self.pending = (
+            self.pending[: len(self.pending) - keep],
+            self.pending[len(self.pending) - keep :],
+        )
+        return ready
+
     def encode(self, step: StreamStep, *, prompt_tokens: int | None = None) -> list[dict[str, Any]]:
         """The chunks for `step`: its content (none for a special token such as EOS), then after the last
         step the finish chunk and, if asked for, the usage chunk."""
@@ -142,9 +184,14 @@ class ChatStreamEncoder:
             self.prompt_tokens = prompt_tokens
         self.completion_tokens += 1
         chunks = []
-        if step.token.text and not step.token.special:
-            logprobs = _logprobs([step.token]) if self.logprobs else None
-            chunks.append(self._chunk([self._choice({"content": step.token.text}, None, logprobs)]))
+        if step.token.text and not step.token.special and not self.stopped:
+            text = self._release(step.token.text, final=step.finish_reason is not None)
+            if text:
+                logprobs = _logprobs([step.token]) if self.logprobs else None
+                chunks.append(self._chunk([self._choice({"content": text}, None, logprobs)]))
+        elif step.finish_reason is not None and self.pending and not self.stopped:
+            chunks.append(self._chunk([self._choice({"content": self.pending})]))
+            self.pending = ""
         if step.finish_reason is not None:
             self.finished = True
             chunks.append(self._chunk([self._choice({}, finish_reason(step.finish_reason))]))
