@@ -438,6 +438,8 @@ def sweep(
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     notes: list[str] = []
     labels = labels or {}
+    # The servers run in sessions of their own: a SIGTERM to the bench must still stop them (via the stack).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with contextlib.ExitStack() as stack:
         servers: dict[str, Server] = {}
         for name, spec in systems.items():
