@@ -9,7 +9,16 @@ import importlib
 from functools import cache
 from importlib.metadata import entry_points
 
-from .base import Backend, GeneratedToken, Generation, InputError, Model, StreamStep, TextGenerator
+from .base import (
+    Backend,
+    GeneratedToken,
+    Generation,
+    InputError,
+    Model,
+    StreamBatch,
+    StreamStep,
+    TextGenerator,
+)
 
 BACKENDS: dict[str, str] = {
     "transformers": "inferd.backends.transformers:TransformersBackend",
@@ -68,6 +77,7 @@ __all__ = [
     "Generation",
     "InputError",
     "Model",
+    "StreamBatch",
     "StreamStep",
     "TextGenerator",
     "available_backends",

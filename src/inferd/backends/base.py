@@ -18,9 +18,9 @@ audio-to-audio blobs); the server encodes them per `Accept`. Text-classification
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
@@ -60,6 +60,28 @@ class StreamStep:
     finish_reason: str | None = None
 
 
+class StreamBatch(Protocol):
+    """Several streams decoded together (optional; see `TextGenerator.batched`). Driven from the model's thread:
+
+        batch = model.batched(max_streams=8)
+        h = batch.add(prompt, parameters)     # InputError now for a bad request
+        for h, step in batch.step(): ...      # one decode for every running stream; a StreamStep or an Exception
+        batch.cancel(h)                       # its consumer left: free its sequence now
+
+    A stream ends with a step carrying a finish reason, or with an Exception in its place (that stream only; an
+    exception raised by `step` itself ends every stream). Either way the batch has already freed it. Streams in
+    `hold` do not advance this step (their consumer is behind); parameters are per stream.
+    """
+
+    def add(self, prompt: str, parameters: Mapping[str, Any]) -> Any: ...
+
+    def step(self, hold: Collection[Any] = ()) -> Sequence[tuple[Any, StreamStep | Exception]]: ...
+
+    def cancel(self, handle: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Model(abc.ABC):
     """A loaded model. `tasks` lists what it serves; `predict` answers a batch for one task."""
 
@@ -91,6 +113,10 @@ class TextGenerator(Model):
 
     @abc.abstractmethod
     def stream(self, prompt: str, parameters: Mapping[str, Any]) -> Iterator[StreamStep]: ...
+
+    def batched(self, max_streams: int) -> StreamBatch | None:
+        """Concurrent streams decoded together, at most `max_streams` at once; None: one stream at a time."""
+        return None
 
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """Render OpenAI-style messages with the model's chat template."""

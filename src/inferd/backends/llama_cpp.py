@@ -204,7 +204,7 @@ class LlamaCppModel(TextGenerator):
         return size
 
     def batched(self, max_streams: int = 8) -> BatchedStreams:
-        """Streams decoded together in a second context (issue 5 groundwork; see llama_cpp_batch)."""
+        """Streams decoded together in a second context sharing the weights (see llama_cpp_batch)."""
         from .llama_cpp_batch import BatchedStreams
 
         return BatchedStreams(self, max_streams)

@@ -1,8 +1,8 @@
-"""Decoding several streams together in one llama.cpp context: groundwork for issue 5 (not wired to the engine).
+"""Decoding several streams together in one llama.cpp context (issue 5): `StreamBatch` for llama.cpp.
 
 Each stream gets its own sequence id in a unified KV cache; one `llama_decode` per step carries the next token of
 every running stream plus prompt chunks of new ones (running streams first, so a long prompt never stalls them).
-The engine would drive it from the model's thread:
+The engine drives it from the model's thread (server/generation.py, StreamScheduler):
 
     batch = model.batched(max_streams=8)
     sid = batch.add(prompt, parameters)       # InputError now for a bad request; waits for a free slot
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .base import InputError, StreamStep
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from .llama_cpp import LlamaCppModel, _Sequence
 
@@ -84,15 +84,15 @@ class BatchedStreams:
             self._batch = None
         self._ctx.close()
 
-    def step(self) -> list[tuple[int, StreamStep]]:
-        """Decode once for all live streams; the steps of those that got a token."""
+    def step(self, hold: Collection[int] = ()) -> list[tuple[int, StreamStep]]:
+        """Decode once for all live streams but those in `hold`; the steps of those that got a token."""
         self._admit()
-        if not self._live:
-            return []
         batch, n = self._batch, 0
         # Streams with the fewest tokens to feed first: running streams (one token) before prompt prefills.
         for slot in sorted(self._live.values(), key=lambda s: len(s.seq.tokens) - s.fed):
             slot.out = -1
+            if slot.sid in hold:  # its consumer is behind: it keeps its KV cells and waits
+                continue
             chunk = slot.seq.tokens[slot.fed : slot.fed + self._n_batch - n]
             for k, token in enumerate(chunk):
                 batch.token[n] = token
@@ -105,6 +105,8 @@ class BatchedStreams:
             if chunk and slot.fed == len(slot.seq.tokens):
                 batch.logits[n - 1] = True
                 slot.out = n - 1
+        if n == 0:
+            return []
         batch.n_tokens = n
         code = self._lib.llama_decode(self._ctx.ctx, batch)
         if code != 0:

@@ -25,6 +25,7 @@ from ..backends import Generation, InputError, StreamStep, TextGenerator
 from ..catalogue import ModelEntry, model_home
 from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
 from .errors import ServerError, model_loading, overloaded
+from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
 from .stats import EngineStats, Timing
@@ -48,6 +49,9 @@ class EngineSettings:
     config_dir: Path | None = None  # relative "path:" sources are taken from here (the config file's folder)
     retry_failed_after_s: float = 30.0  # a failed load is retried by the first request after this
     digest_cache: Path | None = field(default=None)  # default: <model home>/.sha256-cache.json
+    # Concurrent streams of one model decoded together when its backend can (TextGenerator.batched); 1: one
+    # generation at a time per model, the others wait their turn.
+    max_streams: int = 8
 
 
 class Engine:
@@ -230,6 +234,11 @@ class Engine:
         batcher = slot.extra.pop("batcher", None)
         if batcher is not None:
             await batcher.close()
+        streams = slot.extra.pop("streams", None)
+        if streams is not None and streams.done() and not streams.cancelled() and streams.exception() is None:
+            scheduler = streams.result()
+            if scheduler is not None:
+                scheduler.close()  # queued on the model's thread before the model's own close
 
     def _model_error(self, entry: ModelEntry, exc: BaseException) -> ServerError:
         if isinstance(exc, ServerError):
@@ -257,17 +266,38 @@ class Engine:
                 f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
                 "not_supported",
             )
-        return GeneratorHandle(self, slot, slot.model)
+        return GeneratorHandle(self, slot, slot.model, await self._scheduler(slot, slot.model))
+
+    async def _scheduler(self, slot: Slot, model: TextGenerator) -> StreamScheduler | None:
+        """The model's stream scheduler, made on first use; None when its streams run one at a time."""
+        if self.settings.max_streams < 2 or slot.thread is None:
+            return None
+        made = slot.extra.get("streams")
+        if made is None:
+            made = slot.extra["streams"] = asyncio.ensure_future(self._make_scheduler(slot.thread, model))
+        return await asyncio.shield(made)
+
+    async def _make_scheduler(self, thread: ModelThread, model: TextGenerator) -> StreamScheduler | None:
+        try:
+            batch = await thread.call(model.batched, self.settings.max_streams)
+        except Exception:  # e.g. no memory for a second context: generation still works, one at a time
+            log.exception("Batched streams unavailable for this model; generations run one at a time")
+            return None
+        return None if batch is None else StreamScheduler(thread, batch, self.settings.max_streams)
 
 
 class GeneratorHandle:
-    """Generation on one loaded text generator. All calls run on the model's dedicated thread, in order."""
+    """Generation on one loaded text generator. All calls run on the model's dedicated thread: through its
+    stream scheduler (concurrent streams decoded together) when the model has one, else one at a time."""
 
-    def __init__(self, engine: Engine, slot: Slot, model: TextGenerator) -> None:
+    def __init__(
+        self, engine: Engine, slot: Slot, model: TextGenerator, scheduler: StreamScheduler | None = None
+    ) -> None:
         self._engine = engine
         self._slot = slot
         self.model = model
         self.entry = slot.entry
+        self._scheduler = scheduler
 
     def _check(self) -> None:
         if self._slot.model is not self.model or self._slot.thread is None:
@@ -286,6 +316,10 @@ class GeneratorHandle:
         start = time.monotonic()
         with self._engine.registry.using(self._slot):
             try:
+                if self._scheduler is not None:
+                    return await asyncio.wait_for(
+                        self._consume(prompt, parameters), self._engine.settings.request_timeout_s
+                    )
                 return await asyncio.wait_for(
                     self._slot.thread.call(self.model.generate, prompt, parameters),
                     self._engine.settings.request_timeout_s,
@@ -307,7 +341,10 @@ class GeneratorHandle:
         assert thread is not None
         start = time.monotonic()
         with self._engine.registry.using(self._slot):
-            steps = thread.stream(lambda: self.model.stream(prompt, parameters))
+            if self._scheduler is not None:
+                steps = self._scheduler.stream(prompt, parameters)
+            else:
+                steps = thread.stream(lambda: self.model.stream(prompt, parameters))
             try:
                 async for step in steps:
                     yield step
@@ -316,6 +353,23 @@ class GeneratorHandle:
             finally:
                 await steps.aclose()  # type: ignore[attr-defined]
                 self._engine.stats.generation(self.entry.model_id, time.monotonic() - start)
+
+    async def _consume(self, prompt: str, parameters: dict[str, Any]) -> Generation:
+        """generate() as a stream read to its end, so it is decoded together with the other streams."""
+        assert self._scheduler is not None
+        tokens, finish = [], "length"
+        steps = self._scheduler.stream(prompt, parameters)
+        try:
+            async for step in steps:
+                tokens.append(step.token)
+                finish = step.finish_reason or finish
+        finally:
+            await steps.aclose()  # type: ignore[attr-defined]
+        # Tokenizing is cheap and holds no OpenMP team: off the model's thread, as the protocols count it.
+        # The seed a sampled stream drew is not reported (TGI answers the request's seed, if any).
+        prompt_tokens = await asyncio.to_thread(self.model.count_tokens, prompt)
+        text = "".join(t.text for t in tokens if not t.special)
+        return Generation(text=text, tokens=tokens, finish_reason=finish, prompt_tokens=prompt_tokens)
 
 
 @dataclass(frozen=True)

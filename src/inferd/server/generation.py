@@ -9,6 +9,10 @@ the first to finish, it never interrupts it (llama-cpp-python's server does).
 `ModelThread.stream` bridges a sync iterator running on that thread to an async iterator on the event loop
 (asyncio queue fed with loop.call_soon_threadsafe). When the consumer stops (aclose, cancellation, client gone)
 the producer notices before computing the next step and closes the sync iterator.
+
+`StreamScheduler` is the other path, for models that decode concurrent streams together (`TextGenerator.batched`):
+requests join one loop running on the model's thread that admits up to `max_streams` of them, calls `step()` and
+fans each step out to its consumer. The loop runs only while a stream is active; then the thread is idle again.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from ..backends import StreamBatch, StreamStep
 
 T = TypeVar("T")
 
@@ -35,6 +42,10 @@ class ModelThread:
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inferd-{name}"[:40])
         self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Queue `fn(*args)` on the thread without waiting for it."""
+        return self._executor.submit(fn, *args)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the thread. Cancelling the caller drops the job if it has not started yet."""
@@ -96,3 +107,140 @@ class ModelThread:
         # Never wait: a job stuck in model code must not block the event loop or the server's exit. Jobs already
         # queued (a model's close() behind a last stream) still run.
         self._executor.shutdown(wait=False)
+
+
+class _Consumer:
+    """One stream's request and its way back to the event loop."""
+
+    def __init__(self, prompt: str, parameters: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.prompt, self.parameters, self.loop = prompt, parameters, loop
+        self.queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        self.pending = 0  # steps sent but not yet taken by the consumer (guarded by the scheduler's lock)
+        self.gone = False  # the consumer left: cancel its sequence
+
+    def put(self, kind: int, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+
+
+class StreamScheduler:
+    """Concurrent streams of one model decoded together by a `StreamBatch`, every call on the model's thread.
+
+    Backpressure: a consumer `buffer` steps behind is held (its sequence skips decodes, keeping its KV cells)
+    until it catches up; the others go on. The loop only sleeps when every running stream is held.
+    """
+
+    def __init__(
+        self, thread: ModelThread, batch: StreamBatch, max_streams: int, buffer: int = STREAM_BUFFER
+    ):
+        self._thread, self._batch = thread, batch
+        self._max_streams, self._buffer = max(1, max_streams), max(1, buffer)
+        self._cond = threading.Condition()
+        self._waiting: deque[_Consumer] = deque()
+        self._running = False  # a `_drive` job is queued or running on the thread
+        self._closed = False
+        self._live: dict[Any, _Consumer] = {}  # touched only by `_drive`, on the thread
+        self.steps_served: list[int] = []  # streams advanced by each of the last steps (for tests and stats)
+
+    async def stream(self, prompt: str, parameters: Any) -> AsyncIterator[StreamStep]:
+        consumer = _Consumer(prompt, parameters, asyncio.get_running_loop())
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the model was unloaded")
+            self._waiting.append(consumer)
+            start, self._running = not self._running, True
+            self._cond.notify()
+        if start:
+            self._thread.submit(self._drive)
+        try:
+            while True:
+                kind, value = await consumer.queue.get()
+                if kind == _ITEM:
+                    with self._cond:
+                        consumer.pending -= 1
+                        self._cond.notify()
+                    yield value
+                elif kind == _ERROR:
+                    raise value
+                else:
+                    return
+        finally:
+            with self._cond:
+                consumer.gone = True
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Free the batch on the thread once the streams still running are done (queued before model.close)."""
+        with self._cond:
+            self._closed = True
+        self._thread.submit(self._batch.close)
+
+    # ---- on the model's thread ------------------------------------------------------------------------------
+    def _drive(self) -> None:
+        try:
+            while self._turn():
+                pass
+        except BaseException as exc:  # a bug here must not leave consumers waiting forever
+            with self._cond:
+                stranded, self._waiting = [*self._live.values(), *self._waiting], deque()
+                self._live.clear()
+                self._running = False
+            for consumer in stranded:
+                consumer.put(_ERROR, exc)
+            raise
+
+    def _turn(self) -> bool:
+        """Admit, cancel, decode once and fan out; False when no stream is left (the job ends)."""
+        live, batch = self._live, self._batch
+        with self._cond:
+            gone = [h for h, c in live.items() if c.gone]
+            for h in gone:
+                del live[h]
+            self._waiting = deque(c for c in self._waiting if not c.gone)
+            admit: list[_Consumer] = []
+            while self._waiting and len(live) + len(admit) < self._max_streams:
+                admit.append(self._waiting.popleft())
+            if not live and not admit and not gone:
+                self._running = False
+                return False
+            hold = {h for h, c in live.items() if c.pending >= self._buffer}
+            if not admit and not gone and len(hold) == len(live):
+                self._cond.wait(0.1)  # every stream waits for its consumer: sleep until one reads or leaves
+                return True
+        for h in gone:
+            batch.cancel(h)
+        for consumer in admit:
+            try:
+                live[batch.add(consumer.prompt, consumer.parameters)] = consumer
+            except Exception as exc:  # a bad request fails alone, before its first step
+                consumer.put(_ERROR, exc)
+        if not live:
+            return True
+        try:
+            steps = batch.step(hold)
+        except Exception as exc:  # the shared decode failed: every running stream is affected
+            for h, failed in live.items():
+                with contextlib.suppress(Exception):
+                    batch.cancel(h)
+                failed.put(_ERROR, exc)
+            live.clear()
+            return True
+        self.steps_served = [*self.steps_served[-63:], len(steps)]
+        if not steps and hold:
+            with self._cond:  # nothing could advance (the rest wait inside the batch): do not spin
+                self._cond.wait(0.01)
+        for h, step in steps:
+            to = live.get(h)
+            if to is None:
+                continue
+            if isinstance(step, Exception):
+                del live[h]
+                to.put(_ERROR, step)
+                continue
+            with self._cond:
+                to.pending += 1
+            to.put(_ITEM, step)
+            if step.finish_reason:
+                del live[h]
+                to.put(_DONE, None)
+        return True
