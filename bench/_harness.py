@@ -387,7 +387,7 @@ def plot_grouped(
             ax.set_ylabel(label)
             ax.set_title(f"{p}: {label}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
-            if "latency" in label or "ms" in label:
+            if key.endswith("_ms"):  # latencies span orders of magnitude
                 ax.set_yscale("log")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
