@@ -39,6 +39,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         "--max-queue", type=int, dest="max_queue_per_model", help="queued requests per model before 429"
     )
     p.add_argument(
+        "--max-streams",
+        type=int,
+        help="concurrent streams a model decodes together when it can (8; 1: in turn)",
+    )
+    p.add_argument(
         "--allow-dir", action="append", dest="allowed_dirs", help="folder `path:` models may come from"
     )
     p.add_argument(
@@ -90,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=values.get("max_batch_size", 32),
         max_batch_wait_s=values.get("max_batch_wait_ms", 0.0) / 1000,
         max_queue_per_model=values.get("max_queue_per_model", 256),
+        max_streams=values.get("max_streams", 8),
         request_timeout_s=values.get("request_timeout_s", 60.0),
         allowed_dirs=tuple(Path(d) for d in values.get("allowed_dirs", ())),
         preload=tuple(values.get("preload", ())),

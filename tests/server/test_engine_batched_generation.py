@@ -161,6 +161,13 @@ async def test_a_slow_consumer_is_held_while_the_others_go_on(engine):
     await slow.aclose()
 
 
+async def test_unloading_frees_the_batch_on_the_model_thread(engine):
+    handle = await engine.generator("llm", wait_for_model=True)
+    assert len(await _collect(handle, "a", 3)) == 3
+    await engine.registry.unload(engine.registry.slots["llm"])
+    assert engine.model.closed and len(engine.model.threads) == 1
+
+
 async def test_max_streams_one_keeps_the_one_at_a_time_path(tmp_path):
     register_backend("spelled-test-1", SpelledBackend())
     (tmp_path / "llm").mkdir()

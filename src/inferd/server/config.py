@@ -53,6 +53,7 @@ SERVER_KEYS: dict[str, type] = {
     "max_batch_size": int,
     "max_batch_wait_ms": float,
     "max_queue_per_model": int,
+    "max_streams": int,
     "preload": list,
     "allowed_dirs": list,
     "docs": bool,

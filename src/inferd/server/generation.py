@@ -140,7 +140,6 @@ class StreamScheduler:
         self._running = False  # a `_drive` job is queued or running on the thread
         self._closed = False
         self._live: dict[Any, _Consumer] = {}  # touched only by `_drive`, on the thread
-        self.steps_served: list[int] = []  # streams advanced by each of the last steps (for tests and stats)
 
     async def stream(self, prompt: str, parameters: Any) -> AsyncIterator[StreamStep]:
         consumer = _Consumer(prompt, parameters, asyncio.get_running_loop())
@@ -225,7 +224,6 @@ class StreamScheduler:
                 failed.put(_ERROR, exc)
             live.clear()
             return True
-        self.steps_served = [*self.steps_served[-63:], len(steps)]
         if not steps and hold:
             with self._cond:  # nothing could advance (the rest wait inside the batch): do not spin
                 self._cond.wait(0.01)
