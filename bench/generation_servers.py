@@ -39,12 +39,14 @@ from _harness import (  # noqa: E402
     RESULTS,
     Server,
     closed_loop,
+    hot_spots,
     load_average,
     machine_info,
     plot_grouped,
     print_table,
     ratio,
     sse_events,
+    start_profile,
     wait_for_quiet,
     write_results,
 )
@@ -232,11 +234,29 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[s
                 for n in args.streams:
                     # 1 stream: each prompt once, in turn. n streams: n clients, each prompt once per round.
                     count = len(TOPICS) if n == 1 else n * args.rounds
+                    out = RESULTS / "profiles" / f"generation-inferd-{n}streams.collapsed"
+                    spy = args.profile and name == "inferd"
+
+                    def on_start(out: Path = out, spy: bool = spy, pid: int = srv.pid) -> None:
+                        if spy:  # samples the measured streams (not the warm-up) for a fixed 20 s
+                            start_profile(pid, 20, out)
+
                     run = asyncio.run(
                         closed_loop(
-                            call, concurrency=n, requests=count, max_seconds=args.max_seconds, warmup=1
+                            call,
+                            concurrency=n,
+                            requests=count,
+                            max_seconds=args.max_seconds,
+                            warmup=1,
+                            on_start=on_start,
                         )
                     )
+                    if spy:
+                        time.sleep(max(0.0, 21 - run.wall_s))  # let py-spy finish writing
+                        spots = hot_spots(out) if out.is_file() else []
+                        print(f"   hot spots ({out.name}): function, self %, total %")
+                        for f, own, total in spots[:20]:
+                            print(f"   {own:5.1f} {total:5.1f}  {f}")
                     row = summarise(name, n, run.outputs, run.wall_s, solo)
                     row["errors"] = len(run.errors)
                     if run.errors:
@@ -298,6 +318,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=180, help="time limit per run")
     parser.add_argument("--systems", nargs="*", default=[], help="name prefixes (default: all)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample inferd with py-spy (results: generation_profiled.json)"
+    )
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_only:
@@ -333,10 +356,11 @@ def main() -> None:
         "streams_detail": details,
         "table": table,
     }
-    path = write_results("generation_servers", payload)
+    stem = "generation_profiled" if args.profile else "generation_servers"
+    path = write_results(stem, payload)
     plot_rows = [{**r, "panel": "chat streaming"} for r in rows]
     plot_grouped(
-        RESULTS / "generation_servers.png",
+        RESULTS / f"{stem}.png",
         f"SmolLM2-135M Q4_1, {args.tokens} tokens/stream, {info['cpus']} CPUs, load {info['load_average_1m']}",
         plot_rows,
         panel="panel",
@@ -344,7 +368,7 @@ def main() -> None:
         series="system",
         metrics=[("aggregate_tok_s", "aggregate tokens/s"), ("ttft_p50_ms", "p50 time to first token (ms)")],
     )
-    print(f"wrote {path} and generation_servers.png")
+    print(f"wrote {path} and {stem}.png")
 
 
 if __name__ == "__main__":
