@@ -118,8 +118,11 @@ def _section(stem: str, title: str) -> str:
         out += [data["table"], ""]
     elif isinstance(data.get("rows") or data.get("runs"), list):
         out += [_table(data.get("rows") or data.get("runs")), ""]
-    if data.get("ratios"):
-        out += ["Ratios:", "", _table(data["ratios"]), ""]
+    ratios = data.get("ratios")
+    if isinstance(ratios, list) and ratios:
+        out += ["Ratios:", "", _table(ratios), ""]
+    elif isinstance(ratios, dict) and ratios:
+        out += ["Ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items()), ""]
     if data.get("goals"):
         goals = [{**g, "met": "yes" if g["met"] else "**no**"} for g in data["goals"]]
         out += ["Goals (issue 5):", "", _table(goals, ["goal", "measured", "target", "met"]), ""]
