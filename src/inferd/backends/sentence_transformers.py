@@ -41,12 +41,19 @@ DEFAULT_TEMPLATE = "This text is about {}."
 _CHUNK = 16
 
 
+def _default_threads() -> int:
+    """Math threads for one model: on a small machine leave a core to the server's event loop (measured on 2
+    cores: 1 thread gave half the latency at 1 client and +14 % throughput at 64 clients over 2)."""
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1) if cores <= 4 else 4
+
+
 class SentenceTransformersBackend(Backend):
     name = "sentence-transformers"
 
     def load(self, entry: ModelEntry, path: str) -> Model:
         runtime = str(entry.options.get("runtime", "onnxruntime"))
-        threads = int(entry.options.get("threads", 0)) or min(os.cpu_count() or 1, 4)
+        threads = int(entry.options.get("threads", 0)) or _default_threads()
         folder = Path(path)
         encoder: _Encoder
         if runtime == "onnxruntime":
@@ -221,6 +228,9 @@ class _OrtBertEncoder(_Encoder):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle intra-op threads spin by default; on a small machine they take the core the event loop needs
+        # (measured: 2 spinning threads burned 18 ms of CPU for a 16 ms request at one client).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._weights = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in weights.items()}
         self._arrays = weights  # ORT reads these buffers for the session's lifetime: keep them alive
