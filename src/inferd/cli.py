@@ -75,6 +75,8 @@ def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Before any runtime loads OpenMP: idle workers sleep instead of spinning on the cores the server needs.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     from .server.app import create_app

@@ -27,13 +27,16 @@ class UnsafeModelError(RuntimeError):
 
 
 def configure_threads() -> None:
-    """Size torch's intra-op pool once per process: $INFERD_TORCH_THREADS, else every core."""
+    """Size torch's intra-op pool once per process: $INFERD_TORCH_THREADS, else every core but one on a small
+    machine (the server's event loop needs a core: spinning OpenMP workers took it, docs/benchmarks.md)."""
     global _threads_set
     with _threads_lock:
         if _threads_set:
             return
         wanted = os.environ.get("INFERD_TORCH_THREADS")
-        torch.set_num_threads(max(1, int(wanted) if wanted else (os.cpu_count() or 1)))
+        cores = os.cpu_count() or 1
+        default = max(1, cores - 1) if cores <= 4 else cores
+        torch.set_num_threads(max(1, int(wanted) if wanted else default))
         _threads_set = True
 
 
