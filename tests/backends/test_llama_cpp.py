@@ -57,6 +57,9 @@ def test_chat_answers_paris(model, france):
     assert gen.prompt_tokens == model.count_tokens(france) > 5
     assert gen.finish_reason in ("eos_token", "length") and gen.seed is None
     assert all(t.logprob is not None and -50 < t.logprob <= 0 for t in gen.tokens)
+    # A request that shows no logprobs (the protocols pass `_logprobs`: false) skips the log-softmax.
+    quiet = model.generate(france, {**GREEDY, "_logprobs": False})
+    assert quiet.text == gen.text and all(t.logprob is None for t in quiet.tokens)
 
 
 def test_a_bare_question_answers_paris_under_the_catalogue_system_prompt(model):
@@ -207,6 +210,56 @@ def test_batched_streams_decode_together_and_free_their_slots(model, france):
         batch.close()
 
 
+def _greedy_ids(batch, prompts: list[str], join_after_one_step: str | None = None) -> list[list[int]]:
+    """The greedy tokens of prompts decoded together; `join_after_one_step` is added after the first step."""
+    ids = {batch.add(p, {"max_new_tokens": 12}): [] for p in prompts}
+    while batch:
+        for sid, step in batch.step():
+            ids[sid].append(step.token.id)
+        if join_after_one_step:
+            ids[batch.add(join_after_one_step, {"max_new_tokens": 12})] = []
+            join_after_one_step = None
+    return list(ids.values())
+
+
+def test_batched_streams_reuse_a_cached_prompt_prefix(model):
+    from inferd.backends.llama_cpp_batch import BatchedStreams
+
+    system = {"role": "system", "content": f"Answer from this text only. {EIFFEL}"}
+    questions = ("When was the tower completed?", "Who designed the tower?", "Where is the tower?")
+    prompts = [model.chat_prompt([system, {"role": "user", "content": q}]) for q in questions]
+    sizes = [model.count_tokens(p) for p in prompts]
+    fresh = []
+    for p, n in zip(prompts, sizes, strict=True):  # each alone in a new context: nothing to reuse
+        batch = model.batched(max_streams=2)
+        try:
+            fresh += _greedy_ids(batch, [p])
+            assert batch.prompt_tokens_reused == 0 and batch.prompt_tokens_evaluated == n
+        finally:
+            batch.close()
+    batch = model.batched(max_streams=2)
+    try:
+        # One after the other: the second takes the first's cells (kept by its free sequence id).
+        assert [_greedy_ids(batch, [p])[0] for p in prompts[:2]] == fresh[:2]
+        assert batch.prompt_tokens_reused > 50  # the system prompt
+        assert batch.prompt_tokens_evaluated == sizes[0] + sizes[1] - batch.prompt_tokens_reused
+        # Joining a running stream: the third copies the prefix from it (llama_memory_seq_cp to another id).
+        before = batch.prompt_tokens_reused
+        assert _greedy_ids(batch, [prompts[0]], join_after_one_step=prompts[2]) == [fresh[0], fresh[2]]
+        assert batch.prompt_tokens_reused - before > 2 * 50
+    finally:
+        batch.close()
+    # Too small to keep a finished prompt's cells beside a new stream: they are dropped, the outputs the same.
+    small = BatchedStreams(model, max_streams=2, n_ctx=sizes[0] + 12)
+    try:
+        assert _greedy_ids(small, [prompts[0]]) == fresh[:1] and small._cached
+        assert _greedy_ids(small, ["The capital of France is"])
+        assert len(small._cached) == 1 and small.prompt_tokens_reused == 0
+        assert _greedy_ids(small, [prompts[2]]) == fresh[2:]
+    finally:
+        small.close()
+
+
 async def test_served_by_the_app_over_tgi_openai_and_hf_routes(tmp_path):
     if _missing():
         pytest.skip(_missing())
@@ -231,6 +284,16 @@ async def test_served_by_the_app_over_tgi_openai_and_hf_routes(tmp_path):
             ]
             r = await client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 20})
             assert "Paris" in r.json()["choices"][0]["message"]["content"]
+            # logprobs asked for: the runtime computes them (it skips them otherwise, see llama_cpp_params)
+            chat = {"messages": messages, "max_tokens": 4, "logprobs": True}
+            r = await client.post("/v1/chat/completions", json=chat)
+            assert all(c["logprob"] <= 0 for c in r.json()["choices"][0]["logprobs"]["content"])
+            body = {
+                "inputs": "The capital of France is",
+                "parameters": {"max_new_tokens": 2, "details": True},
+            }
+            r = await client.post("/generate", json=body)
+            assert all(t["logprob"] <= 0 for t in r.json()["details"]["tokens"])
             qa = {"inputs": {"question": "When was the tower completed?", "context": EIFFEL}}
             r = await client.post(f"/models/{ENTRY.model_id}", json=qa)
             assert r.status_code == 200 and EIFFEL[r.json()["start"] : r.json()["end"]] == r.json()["answer"]

@@ -250,7 +250,7 @@ class LlamaCppModel(TextGenerator):
         llm.eval(seq.tokens[llm.n_tokens :])
         self._synced = seq
 
-    def _step(self, seq: _Sequence) -> tuple[int, float]:
+    def _step(self, seq: _Sequence) -> tuple[int, float | None]:
         """Decode what `seq` has not been through yet and sample its next token: (id, logprob)."""
         with self._lock:
             try:
@@ -259,11 +259,14 @@ class LlamaCppModel(TextGenerator):
                 self._synced = None  # the cache is in an unknown state: the next step re-evaluates
                 raise
             token = int(seq.sampler.sample(self._llm._ctx, -1))
-            logprob = self._token_logprob(self._lib.llama_get_logits_ith(self._llm.ctx, -1), token)
+            logprob = self._token_logprob(seq, self._lib.llama_get_logits_ith(self._llm.ctx, -1), token)
         seq.tokens.append(token)
         return token, logprob
 
-    def _token_logprob(self, logits_ptr: Any, token: int) -> float:
+    def _token_logprob(self, seq: _Sequence, logits_ptr: Any, token: int) -> float | None:
+        """The sampled token's log-probability, if its request shows it (a log-softmax over the vocabulary)."""
+        if not seq.params.logprobs:
+            return None
         logits = np.ctypeslib.as_array(logits_ptr, shape=(self._n_vocab,))
         top = float(logits.max())
         return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
@@ -275,7 +278,7 @@ class LlamaCppModel(TextGenerator):
             if step.finish_reason:
                 return
 
-    def _emit(self, seq: _Sequence, token: int, logprob: float) -> StreamStep:
+    def _emit(self, seq: _Sequence, token: int, logprob: float | None) -> StreamStep:
         """The stream step for `seq`'s newly sampled `token`: its text, and the finish reason if it ends here."""
         seq.generated += 1
         if self._lib.llama_vocab_is_eog(self._vocab, token):

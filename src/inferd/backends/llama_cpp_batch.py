@@ -8,7 +8,13 @@ The engine drives it from the model's thread (server/generation.py, StreamSchedu
     sid = batch.add(prompt, parameters)       # InputError now for a bad request; waits for a free slot
     while batch:
         for sid, step in batch.step(): ...     # one StreamStep per stream that produced a token
-    batch.cancel(sid)                          # its consumer left: the slot and its KV cells are freed at once
+    batch.cancel(sid)                          # its consumer left: its slot is freed at once
+
+Prefix reuse: a sequence id whose stream ended keeps its KV cells (`_cached`: the tokens they hold). A new stream
+takes the longest common prompt prefix found in a free id's cells or a running stream's (llama_memory_seq_cp shares
+cells across sequence ids, it copies nothing) and evaluates only the rest: chat prompts all start with the same
+template and system prompt. Cached cells are dropped, oldest first, when live streams need the room.
+`prompt_tokens_evaluated` / `prompt_tokens_reused` count prompt tokens decoded and taken from the cache.
 
 Greedy text can differ from the one-stream path when two tokens are nearly tied: other batch shapes take other
 kernels, so logits differ in late decimals.
@@ -20,10 +26,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .base import InputError, StreamStep
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
     from .llama_cpp import LlamaCppModel, _Sequence
 
@@ -55,7 +63,10 @@ class BatchedStreams:
         self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         self._n_ctx = int(params.n_ctx)
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
-        self._free = list(range(max_streams))
+        self._free = list(range(max_streams))  # free sequence ids, least recently used first
+        self._cached: dict[int, list[int]] = {}  # free sequence id -> the tokens its KV cells still hold
+        self.prompt_tokens_evaluated = 0
+        self.prompt_tokens_reused = 0
         self._live: dict[int, _Slot] = {}
         self._waiting: deque[_Slot] = deque()
         self._next = 0
@@ -101,6 +112,7 @@ class BatchedStreams:
                 batch.n_seq_id[n] = 1
                 batch.logits[n] = False
                 n += 1
+            self.prompt_tokens_evaluated += max(0, min(slot.fed + len(chunk), slot.seq.n_prompt) - slot.fed)
             slot.fed += len(chunk)
             if chunk and slot.fed == len(slot.seq.tokens):
                 batch.logits[n - 1] = True
@@ -110,12 +122,15 @@ class BatchedStreams:
         batch.n_tokens = n
         code = self._lib.llama_decode(self._ctx.ctx, batch)
         if code != 0:
+            for slot in self._live.values():  # what their cells hold is unknown now: never reuse them
+                self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
+                slot.fed = 0
             raise RuntimeError(f"llama_decode returned {code}")
         steps = []
         for slot in [s for s in self._live.values() if s.out >= 0]:
             token = int(slot.seq.sampler.sample(self._ctx, slot.out))
             logits = self._lib.llama_get_logits_ith(self._ctx.ctx, slot.out)
-            logprob = self._model._token_logprob(logits, token)
+            logprob = self._model._token_logprob(slot.seq, logits, token)
             slot.seq.tokens.append(token)
             step = self._model._emit(slot.seq, token, logprob)
             steps.append((slot.sid, step))
@@ -127,14 +142,59 @@ class BatchedStreams:
         reserved = sum(s.seq.n_prompt + s.seq.max_new_tokens for s in self._live.values())
         while self._waiting and self._free:
             seq = self._waiting[0].seq
-            if self._live and reserved + seq.n_prompt + seq.max_new_tokens > self._n_ctx:
+            need = seq.n_prompt + seq.max_new_tokens
+            if self._live and reserved + need > self._n_ctx:
                 return  # its KV cells are not free yet: it waits for a stream to finish
             slot = self._waiting.popleft()
-            slot.seq_id = self._free.pop(0)
+            self._place(slot)
             self._live[slot.sid] = slot
-            reserved += seq.n_prompt + seq.max_new_tokens
+            reserved += need
+            # Cached cells count as if none were shared (an upper bound): drop the oldest until all fits.
+            for seq_id in list(self._free):
+                if reserved + sum(map(len, self._cached.values())) <= self._n_ctx:
+                    break
+                if self._cached.pop(seq_id, None) is not None:
+                    self._ctx.kv_cache_seq_rm(seq_id, -1, -1)
+
+    def _place(self, slot: _Slot) -> None:
+        """Give `slot` a free sequence id holding the longest prefix of its prompt that the cache has."""
+        prompt = slot.seq.tokens[: slot.seq.n_prompt - 1]  # the last prompt token is decoded: its logits
+        best, src, dst = 0, -1, -1
+        for seq_id in self._free:
+            n = _common_prefix(prompt, self._cached.get(seq_id, ()))
+            if n > best:
+                best, src, dst = n, seq_id, seq_id
+        for live in self._live.values():
+            n = _common_prefix(prompt, live.seq.tokens[: live.fed])
+            if n > best:
+                best, src = n, live.seq_id
+        if dst < 0:  # no free id holds the best prefix: an empty one, else the least recently used
+            dst = next((i for i in self._free if i not in self._cached), self._free[0])
+        self._free.remove(dst)
+        self._cached.pop(dst, None)
+        # A partial removal can fail (recurrent models' state is not per position): then nothing is reused.
+        if src != dst or not self._ctx.kv_cache_seq_rm(dst, best, -1):
+            self._ctx.kv_cache_seq_rm(dst, -1, -1)
+            if src == dst or src < 0:
+                best = 0
+            else:
+                self._ctx.kv_cache_seq_cp(src, dst, 0, best)
+        slot.seq_id, slot.fed = dst, best
+        self.prompt_tokens_reused += best
 
     def _release(self, slot: _Slot) -> None:
-        self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
-        self._free.append(slot.seq_id)
+        """Free its sequence id; its KV cells stay, for a later prompt sharing a prefix."""
         del self._live[slot.sid]
+        if slot.fed:
+            self._cached[slot.seq_id] = slot.seq.tokens[: slot.fed]
+        else:
+            self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
+        self._free.append(slot.seq_id)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if len(differ) else n

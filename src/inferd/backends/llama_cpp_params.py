@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 # TGI's GenerateParameters that this backend honours; the server refuses the others (`model_kwargs` 400).
-# `details` and `return_full_text` shape the answer and are the protocol's (the tokens always carry logprobs).
+# `details` and `return_full_text` shape the answer and are the protocol's.
+# `_logprobs` (private, set by the protocols, never by clients: the task's validation refuses unknown names):
+# false when the answer shows no token logprobs (OpenAI without `logprobs`, TGI non-streaming without `details`),
+# so that the log-softmax over the vocabulary is skipped at every step and the tokens carry logprob None.
+LOGPROBS = "_logprobs"
 SUPPORTED_PARAMETERS = frozenset(
     {
+        LOGPROBS,
         "do_sample",
         "frequency_penalty",
         "max_new_tokens",
@@ -44,6 +49,7 @@ class GenerationParams:
     stop: tuple[str, ...]
     truncate: int | None
     max_time: float | None
+    logprobs: bool = True
 
     @classmethod
     def parse(cls, parameters: Mapping[str, Any]) -> GenerationParams:
@@ -78,6 +84,7 @@ class GenerationParams:
             stop=stop,
             truncate=None if g("truncate") is None else int(g("truncate")),
             max_time=None if g("max_time") is None else float(g("max_time")),
+            logprobs=g(LOGPROBS) is not False,
         )
 
 

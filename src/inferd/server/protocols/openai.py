@@ -174,6 +174,8 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
         request, state.engine.generator(model_id, wait_for_model=wait), timeout
     )
     runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
+    if "_logprobs" in handle.model.supported_parameters:  # a runtime that can skip per-token logprobs
+        runtime["_logprobs"] = body.get("logprobs") is True
     try:
         prompt = await run_in_threadpool(handle.model.chat_prompt, messages)
     except InputError as exc:

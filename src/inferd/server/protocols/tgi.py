@@ -156,6 +156,8 @@ async def run(
     )
     runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
     params.setdefault("return_full_text", default_full_text)
+    if not stream and "_logprobs" in handle.model.supported_parameters:  # stream events always carry logprobs
+        runtime["_logprobs"] = bool(params.get("details"))
     if not stream:
         try:
             gen = await unless_disconnected(
