@@ -83,8 +83,13 @@ def cores() -> int:
 def raw_streams(tokens: int, n: int) -> list[dict[str, Any]]:
     import llama_cpp
 
+    from inferd.backends.llama_cpp import _default_threads
+
+    # The same thread count as inferd's backend (half the cores), so that the ratio compares the serving path,
+    # not thread counts.
+    threads = _default_threads()
     llm = llama_cpp.Llama(
-        model_path=gguf_path(), n_ctx=4096, n_threads=cores(), n_threads_batch=cores(), verbose=False
+        model_path=gguf_path(), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
     )
     out = []
     for i in range(-1, n):  # -1: warm-up
