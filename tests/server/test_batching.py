@@ -188,3 +188,91 @@ async def test_max_wait_gathers_requests_that_arrive_soon_after():
     assert results == [[("k", i)] for i in range(3)]
     assert rec.calls == [("k", [0, 1, 2])]
     await batcher.close()
+
+
+async def test_the_next_batch_is_called_while_one_runs_and_one_more_waits_for_room():
+    calls: list[list] = []
+    gates: list[asyncio.Event] = []
+    called = asyncio.Condition()
+
+    async def run(key, inputs):
+        gate = asyncio.Event()
+        calls.append(list(inputs))
+        gates.append(gate)
+        async with called:
+            called.notify_all()
+        await gate.wait()  # stands for the model thread: calls finish in call order
+        return inputs
+
+    async def calls_made(n):
+        async with called:
+            await called.wait_for(lambda: len(calls) >= n)
+
+    batcher = Batcher(run)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await calls_made(1)
+    second = [asyncio.create_task(batcher.submit("k", [i])) for i in (1, 2)]
+    await calls_made(2)  # prefetched: called although the first batch has not returned
+    assert calls == [[0], [1, 2]]
+    assert batcher.queued == 2  # waiting behind the running batch
+    third = asyncio.create_task(batcher.submit("k", [3]))
+    await asyncio.sleep(0)
+    assert batcher.queued == 3 and len(calls) == 2  # no room: one batch runs, one is prefetched
+    gates[0].set()
+    assert await first == [0]
+    await calls_made(3)  # the first landed: the third batch is formed and called
+    assert calls[2] == [3]
+    for gate in gates[1:]:
+        gate.set()
+    assert await asyncio.gather(*second, third) == [[1], [2], [3]]
+    assert batcher.idle
+    await batcher.close()
+
+
+async def test_without_prefetch_the_next_batch_waits_for_the_running_one():
+    rec = Recorder()
+    batcher = Batcher(rec, prefetch=0)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    second = asyncio.create_task(batcher.submit("k", [1]))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert rec.calls == [("k", [0])] and batcher.queued == 1
+    rec.gate.set()
+    assert await asyncio.gather(first, second) == [[("k", 0)], [("k", 1)]]
+    await batcher.close()
+
+
+async def test_close_fails_the_running_and_the_prefetched_batch():
+    rec = Recorder()
+    batcher = Batcher(rec)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    second = asyncio.create_task(batcher.submit("k", [1]))
+    while len(rec.calls) < 2:
+        await asyncio.sleep(0)
+    await batcher.close()
+    for task in (first, second):
+        with pytest.raises(RuntimeError):
+            await task
+
+
+async def test_a_prefetched_batch_that_loses_a_request_is_formed_again_without_it():
+    rec = Recorder()
+    batcher = Batcher(rec)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await rec.started.wait()
+    gone = asyncio.create_task(batcher.submit("k", ["gone"]))
+    kept = asyncio.create_task(batcher.submit("k", ["kept"]))
+    while len(rec.calls) < 2:  # the prefetched call [gone, kept] is made
+        await asyncio.sleep(0)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    while len(rec.calls) < 3:  # recalled and formed again
+        await asyncio.sleep(0)
+    rec.gate.set()
+    assert await first == [("k", 0)]
+    assert await kept == [("k", "kept")]
+    assert rec.calls[2] == ("k", ["kept"])
+    await batcher.close()

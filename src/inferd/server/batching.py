@@ -5,8 +5,14 @@ It knows nothing about models or protocols (the idea of Ray Serve's `batching.py
   * no timer by default: when the worker is free it takes everything waiting right now, up to
     `max_batch_size` items; while a batch runs, new arrivals accumulate into the next one. Idle latency is
     that of a batch of one; under load batches fill by themselves;
+  * `prefetch` batches (default one, TEI's channel of capacity 1; off in the engine's settings): while batch N
+    runs, batch N+1 is formed and its `run` call already made, so a model that runs its calls one at a time in call order (the engine queues
+    them on the model's thread) goes straight from one batch to the next instead of waiting for the event
+    loop to fan results out and take the next batch. Timings assume that order: a batch's clock starts when
+    the previous one ends;
   * a request carrying several items (a list of sentences to embed) counts as several items and is never split;
-  * a waiter whose caller has gone (cancelled future) is dropped before its batch runs;
+  * a waiter whose caller has gone (cancelled future) is dropped before its batch runs: a prefetched batch
+    that loses a request is recalled (its `run` call cancelled) and its other requests go back to the queue;
   * an error is fanned out to every waiter of the batch; a result list whose length differs from the inputs
     fails the whole batch (results cannot be attributed safely);
   * the queue is bounded: `submit` raises `QueueFullError` at once instead of waiting (the engine answers 429).
@@ -54,6 +60,19 @@ class _Waiter:
     info: dict[str, Any] | None
 
 
+@dataclass(eq=False)
+class _Flight:
+    """A batch whose `run` call has been made (running, or prefetched behind the one running)."""
+
+    waiters: list[_Waiter]
+    task: asyncio.Task[None] | None = None
+    recalled: bool = False  # cancelled to be formed again: its waiters are back in the queue
+
+    @property
+    def requests(self) -> int:
+        return len(self.waiters)
+
+
 RunFn = Callable[[Hashable, list[Any]], Awaitable[list[Any]]]
 
 
@@ -67,28 +86,34 @@ class Batcher:
         max_queue: int = 256,
         on_batch: Callable[[BatchInfo], None] | None = None,
         split_on: Callable[[BaseException], bool] | None = None,
+        prefetch: int = 1,
     ) -> None:
         """`split_on(exc)` true means "this error may come from one request's inputs": the batch is then re-run
-        one request at a time so that a bad input fails only its own request."""
+        one request at a time so that a bad input fails only its own request. `prefetch`: batches whose `run`
+        call is made while one runs (0: the next batch is formed only when the running one is done)."""
         self._run = run
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait_s = max(0.0, max_wait_s)
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._split_on = split_on
+        self.prefetch = max(0, prefetch)
         self._queue: deque[_Waiter] = deque()
         self._wakeup = asyncio.Event()
+        self._landed = asyncio.Event()  # a flight ended: room for the next batch
+        self._flights: list[_Flight] = []  # in call order; the first is the one running
+        self._last_end = 0.0  # when the latest `run` call returned
         self._worker: asyncio.Task[None] | None = None
-        self._running = 0  # requests in the batch being run
         self._closed = False
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Requests waiting: in the queue, or in a prefetched batch behind the one running."""
+        return len(self._queue) + sum(f.requests for f in self._flights[1:])
 
     @property
     def idle(self) -> bool:
-        return not self._queue and self._running == 0
+        return not self._queue and not self._flights
 
     async def submit(
         self, key: Hashable, inputs: Sequence[Any], info: dict[str, Any] | None = None
@@ -96,8 +121,9 @@ class Batcher:
         """Results for `inputs`, one to one. `info`, when given, receives queue_s, run_s and batch_size."""
         if self._closed:
             raise RuntimeError("batcher is closed")
-        if len(self._queue) >= self.max_queue:
-            raise QueueFullError(f"{len(self._queue)} requests are already waiting")
+        waiting = self.queued
+        if waiting >= self.max_queue:
+            raise QueueFullError(f"{waiting} requests are already waiting")
         waiter = _Waiter(
             key, list(inputs), asyncio.get_running_loop().create_future(), time.monotonic(), info
         )
@@ -113,14 +139,36 @@ class Batcher:
             try:
                 self._queue.remove(waiter)
             except ValueError:
-                pass
+                self._recall(waiter)
             raise
+
+    def _recall(self, gone: _Waiter) -> None:
+        """Cancel the prefetched batch holding `gone` and queue its other requests again, first in line.
+
+        Calls run in order, so a batch behind the first in flight has not started; if the model just began it
+        (its predecessor's end not yet seen here) the call is not stopped: the work is lost, not the answers."""
+        flight = next((f for f in self._flights[1:] if gone in f.waiters), None)
+        if flight is None or flight.task is None:
+            return
+        flight.recalled = True
+        self._flights.remove(flight)
+        flight.task.cancel()
+        self._queue.extendleft(reversed([w for w in flight.waiters if not w.future.done()]))
+        self._wakeup.set()
+        self._landed.set()
 
     async def close(self) -> None:
         self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        flights, self._flights = self._flights, []
+        for flight in flights:
+            if flight.task is not None:
+                flight.task.cancel()
+        await asyncio.gather(*(f.task for f in flights if f.task is not None), return_exceptions=True)
+        for flight in flights:
+            self._settle(flight.waiters, RuntimeError("batcher closed"))
         while self._queue:
             waiter = self._queue.popleft()
             if not waiter.future.done():
@@ -154,6 +202,11 @@ class Batcher:
 
     async def _work(self) -> None:
         while True:
+            if len(self._flights) > self.prefetch:
+                # Form the next batch only when there is room for it: the later it is formed, the fuller.
+                self._landed.clear()
+                await self._landed.wait()
+                continue
             batch: list[_Waiter] = []
             size = self._take(batch, 0)
             if not batch:
@@ -162,7 +215,26 @@ class Batcher:
                 continue
             if self.max_wait_s and size < self.max_batch_size:
                 size = await self._fill(batch, size)
-            await self._run_batch(batch)
+            self._launch(batch)
+
+    def _launch(self, batch: list[_Waiter]) -> None:
+        """Run `batch` in its own task; the worker goes on to form the next one."""
+        flight = _Flight(batch)
+        self._flights.append(flight)
+        flight.task = asyncio.get_running_loop().create_task(self._run_batch(flight.waiters))
+        flight.task.add_done_callback(lambda task: self._land(flight, task))
+
+    def _land(self, flight: _Flight, task: asyncio.Task[None]) -> None:
+        if flight in self._flights:
+            self._flights.remove(flight)
+        self._landed.set()
+        # A flight cancelled before it started (close) never settled its waiters; a bug must not strand them.
+        if task.cancelled():
+            if not flight.recalled:
+                self._settle(flight.waiters, RuntimeError("batch cancelled"))
+        elif (error := task.exception()) is not None:
+            log.error("Batch for %r failed outside run", flight.waiters[0].key, exc_info=error)
+            self._settle(flight.waiters, error)
 
     async def _fill(self, batch: list[_Waiter], size: int) -> int:
         """Only when max_wait_s > 0: wait a little for more requests of this key (Ray/Triton style)."""
@@ -183,24 +255,20 @@ class Batcher:
         batch = [w for w in batch if not w.future.done()]
         if not batch:
             return
-        self._running = len(batch)
-        try:
-            if len(batch) > 1 and self._split_on is not None:
-                error = await self._run_group(batch, report=False)
-                if error is not None and self._split_on(error):
-                    for waiter in batch:
-                        if not waiter.future.done():
-                            await self._run_group([waiter])
-                    return
-                self._settle(batch, error)
-            else:
-                await self._run_group(batch)
-        finally:
-            self._running = 0
+        if len(batch) > 1 and self._split_on is not None:
+            error = await self._run_group(batch, report=False)
+            if error is not None and self._split_on(error):
+                for waiter in batch:
+                    if not waiter.future.done():
+                        await self._run_group([waiter])
+                return
+            self._settle(batch, error)
+        else:
+            await self._run_group(batch)
 
     async def _run_group(self, batch: list[_Waiter], report: bool = True) -> BaseException | None:
         """Run one batch; set results, or return the error (settled on the waiters when `report`)."""
-        start = time.monotonic()
+        called = time.monotonic()
         inputs = [x for w in batch for x in w.inputs]
         error: BaseException | None = None
         results: list[Any] = []
@@ -209,14 +277,13 @@ class Batcher:
             if len(results) != len(inputs):
                 error = BatchMismatchError(f"batch of {len(inputs)} inputs returned {len(results)} results")
                 log.error("Batch for %r: %s", batch[0].key, error)
-        except asyncio.CancelledError:
-            for w in batch:
-                if not w.future.done():
-                    w.future.set_exception(RuntimeError("batch cancelled"))
-            raise
         except Exception as exc:  # fanned out to the waiters; the worker keeps serving
             error = exc
-        run_s = time.monotonic() - start
+        # A prefetched call waited for the previous one (calls run in order): its batch started when that ended.
+        end = time.monotonic()
+        start = max(called, min(self._last_end, end))
+        self._last_end = end
+        run_s = end - start
         info = BatchInfo(
             batch[0].key, len(inputs), len(batch), run_s, [start - w.enqueued for w in batch], error
         )

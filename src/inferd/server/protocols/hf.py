@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...catalogue import ModelEntry
+from ...tasks import InputKind
 from .. import payload, results
 from ..errors import ServerError
 from ..hub import no_model_message
@@ -17,6 +20,35 @@ from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
 from . import tgi
+
+# The input kinds payload.decode_media turns from bytes into images/audio; the others have nothing to decode.
+_MEDIA_INPUTS = (InputKind.IMAGE, InputKind.AUDIO, InputKind.IMAGE_QUESTION)
+# Tasks whose answers hold media to encode (PNG, FLAC...): always encoded in a worker thread.
+_MEDIA_RESULTS = {"text-to-image", "image-to-image", "text-to-speech", "image-segmentation", "audio-to-audio"}
+# Up to this many values, making results JSON-ready takes microseconds: cheaper on the loop than a thread hop.
+_SMALL_RESULTS = 4096
+
+
+def _values(x: Any) -> int:
+    """About how many values `x` holds (nested lists are taken as regular, like arrays)."""
+    if isinstance(x, np.ndarray):
+        return int(x.size)
+    if isinstance(x, (list, tuple)):
+        return len(x) * max(1, _values(x[0])) if x else 0
+    if isinstance(x, dict):
+        return sum(_values(v) for v in x.values())
+    return 1
+
+
+def _small(task: str, answers: list[Any]) -> bool:
+    if task in _MEDIA_RESULTS:
+        return False
+    total = 0
+    for answer in answers:
+        total += _values(answer)
+        if total > _SMALL_RESULTS:
+            return False
+    return True
 
 
 def wants_to_wait(request: Request, options_wait: bool) -> bool:
@@ -56,7 +88,8 @@ async def inference(request: Request, state: AppState, obs: Observation) -> Resp
     obs.task = task
     if task == "text-generation":
         return await tgi.compat(request, state, obs, model_id, req)
-    await run_in_threadpool(payload.decode_media, req)
+    if req.task.input_kind in _MEDIA_INPUTS:
+        await run_in_threadpool(payload.decode_media, req)
     work = state.engine.predict(model_id, task, req.inputs, req.parameters, wait_for_model=req.wait_for_model)
     answers = await unless_disconnected(request, work, state.settings.request_timeout_s)
     if not isinstance(answers, list) or len(answers) != len(req.inputs):
@@ -65,7 +98,11 @@ async def inference(request: Request, state: AppState, obs: Observation) -> Resp
         )
     legacy = results.legacy_client(request.headers.get("user-agent"))
     encode = functools.partial(results.encode, legacy_zero_shot=legacy)
-    encoded = await run_in_threadpool(encode, task, answers, req.batched, request.headers.get("accept"))
+    accept = request.headers.get("accept")
+    if _small(task, answers):
+        encoded = encode(task, answers, req.batched, accept)
+    else:
+        encoded = await run_in_threadpool(encode, task, answers, req.batched, accept)
     headers = obs.headers(state.settings.compute_type)
     headers.update(approximation_headers(dict(entry.approximations), task))
     if req.characters:
