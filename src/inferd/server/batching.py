@@ -6,10 +6,10 @@ It knows nothing about models or protocols (the idea of Ray Serve's `batching.py
     `max_batch_size` items; while a batch runs, new arrivals accumulate into the next one. Idle latency is
     that of a batch of one; under load batches fill by themselves;
   * `prefetch` batches (default one, TEI's channel of capacity 1; off in the engine's settings): while batch N
-    runs, batch N+1 is formed and its `run` call already made, so a model that runs its calls one at a time in call order (the engine queues
-    them on the model's thread) goes straight from one batch to the next instead of waiting for the event
-    loop to fan results out and take the next batch. Timings assume that order: a batch's clock starts when
-    the previous one ends;
+    runs, batch N+1 is formed and its `run` call already made, so a model that runs its calls one at a time
+    in call order (the engine queues them on the model's thread) goes straight from one batch to the next
+    instead of waiting for the event loop to fan results out and take the next batch. Timings assume that
+    order: a batch's clock starts when the previous one ends;
   * a request carrying several items (a list of sentences to embed) counts as several items and is never split;
   * a waiter whose caller has gone (cancelled future) is dropped before its batch runs: a prefetched batch
     that loses a request is recalled (its `run` call cancelled) and its other requests go back to the queue;
