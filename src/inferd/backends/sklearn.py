@@ -10,13 +10,13 @@ what makes loading a replaced file safe.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalogue import file_sha256
 from .base import Backend, InputError, Model
 
 if TYPE_CHECKING:
@@ -26,14 +26,6 @@ MANIFEST = "inferd-model.json"
 MODEL_FILE = "model.skops"
 # Types beyond skops' defaults that the models inferd trains need (HistGradientBoosting's trees).
 TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ An entry's `source` is one of:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ class ModelEntry:
     default_for: tuple[str, ...] = ()  # tasks for which this is the server's recommended model
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (model files run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def model_home() -> Path:
     return Path(os.environ.get("INFERD_HOME") or Path.home() / ".cache" / "inferd" / "models")
 
@@ -44,4 +54,4 @@ def default_catalogue() -> dict[str, ModelEntry]:
     return {e.model_id: e for e in DEFAULT_ENTRIES}
 
 
-__all__ = ["ModelEntry", "default_catalogue", "model_home"]
+__all__ = ["ModelEntry", "default_catalogue", "file_sha256", "model_home"]

@@ -21,7 +21,6 @@ Install (fresh Debian/Ubuntu machine):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -32,7 +31,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import ModelEntry
+from . import ModelEntry, file_sha256
 
 SILERO_VERSION = "6.2.3"
 SILERO_FILE = "silero_vad.onnx"
@@ -128,17 +127,9 @@ def install(home: Path) -> None:
         _install_flite(home / "flite")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _install_silero(folder: Path) -> None:
     target = folder / SILERO_FILE
-    if target.is_file() and _sha256(target) == SILERO_SHA256:
+    if target.is_file() and file_sha256(target) == SILERO_SHA256:
         return
     folder.mkdir(parents=True, exist_ok=True)
     staged = folder / f"{SILERO_FILE}.part"
@@ -150,7 +141,7 @@ def _install_silero(folder: Path) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="inferd-silero-") as tmp:
             _extract_from_wheel(Path(tmp), staged)
-    digest = _sha256(staged)
+    digest = file_sha256(staged)
     if digest != SILERO_SHA256:
         staged.unlink()
         raise RuntimeError(f"{SILERO_FILE} has sha256 {digest}, expected {SILERO_SHA256}.")

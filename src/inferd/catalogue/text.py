@@ -126,7 +126,8 @@ def _train(folder: Path, dataset: str, task: str, estimator_name: str) -> None:
     from sklearn import datasets, ensemble
     from threadpoolctl import threadpool_limits
 
-    from ..backends.sklearn import MANIFEST, MODEL_FILE, file_sha256, read_manifest
+    from ..backends.sklearn import MANIFEST, MODEL_FILE, read_manifest
+    from . import file_sha256
 
     try:
         if read_manifest(folder).get("sklearn") == sklearn.__version__:

