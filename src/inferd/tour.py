@@ -180,11 +180,15 @@ def tour(url: str) -> int:
             print(f"! {task:<30} {type(exc).__name__}: {exc}")
             continue
         print(f"- {task:<30} {_short(result)}  [{model}, {time.perf_counter() - started:.2f} s]")
-    with contextlib.suppress(Exception):
-        chat = client.chat_completion(
-            [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0
-        )
-        print(f"- {'chat-completion':<30} {chat.choices[0].message.content!r}")
+    if "text-generation" in served:
+        try:
+            chat = client.chat_completion(
+                [{"role": "user", "content": "What is the capital of France?"}], max_tokens=24, temperature=0
+            )
+            print(f"- {'chat-completion':<30} {chat.choices[0].message.content!r}")
+        except Exception as exc:
+            failed += 1
+            print(f"! {'chat-completion':<30} {type(exc).__name__}: {exc}")
     client.close()
     return failed
 
