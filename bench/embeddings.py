@@ -122,21 +122,27 @@ def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, dict[str, floa
 
 
 # ---- systems -----------------------------------------------------------------------------------------------
+# Each variant changes the default MiniLM entry: "options" merge into its backend options, other keys (the
+# entry's batching fields) replace the entry's.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "ORT 1 thread": {"runtime": "onnxruntime", "threads": 1},
-    "torch runtime": {"runtime": "torch", "threads": 2},
+    "ORT 1 thread": {"options": {"runtime": "onnxruntime", "threads": 1}},
+    "torch runtime": {"options": {"runtime": "torch", "threads": 2}},
+    "no token budget": {"max_batch_tokens": 0},
+    "batches up to 128 texts": {"max_batch_size": 128},
 }
 
 
-def _variant_config(label: str, options: dict[str, Any]) -> Path:
+def _variant_config(label: str, change: dict[str, Any]) -> Path:
     from inferd.catalogue import default_catalogue
 
     entry = default_catalogue()[MODEL_ID]
-    merged = {**entry.options, **options}
-    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in merged.items())
+    options = {**entry.options, **change.get("options", {})}
+    lines = [f'[models."{MODEL_ID}"]']
+    lines.append("options = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in options.items()) + " }")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in change.items() if k != "options"]
     path = Path("/tmp/inferd-bench-models") / f"embeddings-{label.replace(' ', '-')}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'[models."{MODEL_ID}"]\noptions = {{ {table} }}\n')
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

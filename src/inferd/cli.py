@@ -34,6 +34,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-media-bytes", help="body limit for image/audio requests (default 50MB)")
     p.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="seconds per request (60)")
     p.add_argument("--max-batch-size", type=int, help="largest batch a model runs (32)")
+    p.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        help="tokens per batch for models that count them (2048; 0: count items only)",
+    )
     p.add_argument("--max-batch-wait-ms", type=float, help="how long a batch waits to fill (0)")
     p.add_argument(
         "--max-queue", type=int, dest="max_queue_per_model", help="queued requests per model before 429"
@@ -95,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     engine_settings = EngineSettings(
         max_memory_bytes=values.get("max_memory"),
         max_batch_size=values.get("max_batch_size", 32),
+        max_batch_tokens=values.get("max_batch_tokens", EngineSettings.max_batch_tokens),
         max_batch_wait_s=values.get("max_batch_wait_ms", 0.0) / 1000,
         max_queue_per_model=values.get("max_queue_per_model", 256),
         max_streams=values.get("max_streams", 8),

@@ -113,6 +113,18 @@ def test_torch_runtime_agrees_with_onnxruntime(minilm):
     ]
 
 
+def test_minilm_prices_texts_in_tokens_up_to_its_limit(minilm):
+    assert minilm.max_input_tokens == 256
+    short = "The committee approved the budget yesterday."
+    exact = len(minilm.encoder._tokenizers["right"].encode(short).ids)
+    assert exact <= minilm.input_tokens("feature-extraction", short) <= 2 * exact  # over- rather than under
+    assert minilm.input_tokens("feature-extraction", [short, short]) == 2 * minilm.input_tokens(
+        "feature-extraction", short
+    )
+    assert minilm.input_tokens("feature-extraction", "word " * 1000) == 256
+    assert minilm.input_tokens("feature-extraction", "日本語のテキスト") == 8 + 2  # one per character
+
+
 def test_features_parameters(minilm):
     one, raw, short = (
         minilm.predict("feature-extraction", ["Today is a sunny day"], p)[0]

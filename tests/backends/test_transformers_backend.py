@@ -220,6 +220,14 @@ def test_parameters_take_effect(tiny_models):
     assert det.predict("object-detection", [IMAGE], {"threshold": 1.0}) == [[]]
 
 
+def test_text_runners_price_their_inputs_for_the_token_budget(tiny_models):
+    clf = load(tiny_models, "text-classification")
+    limit = clf.runners["text-classification"].max_input_tokens
+    assert 0 < limit <= 1 << 20 and clf.max_input_tokens == 0  # priced per runner, through input_tokens
+    assert clf.input_tokens("text-classification", "x" * 40) == 12  # 40 ASCII chars / 4 + 2 special tokens
+    assert clf.input_tokens("text-classification", "x" * 100_000) == limit  # cut where the model cuts
+
+
 def test_feature_extraction_token_level_and_sentence_transformers_pooled(tiny_models):
     plain = load(tiny_models, "feature-extraction")
     short, long = plain.predict("feature-extraction", ["hello", "hello world paris"], {})

@@ -71,6 +71,70 @@ async def test_max_batch_size_counts_items_not_requests():
     await batcher.close()
 
 
+def _text_cost(key, inputs):
+    return sum(len(x) for x in inputs)
+
+
+async def test_a_token_budget_splits_long_inputs_and_packs_short_ones():
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_size=100, max_batch_tokens=10, cost=_text_cost)
+    first = asyncio.create_task(batcher.submit("k", ["x"]))
+    await rec.started.wait()
+    texts = ["aaaa", "bbbb", "cccc", "d", "e", "f", "g", "h", "i"]
+    tasks = [asyncio.create_task(batcher.submit("k", [t])) for t in texts]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    results = await asyncio.gather(first, *tasks)
+    assert results[1:] == [[("k", t)] for t in texts]
+    # 4+4 fits in 10, +4 would not; then 4 + six 1-token texts = 10; arrival order is kept.
+    assert [inputs for _, inputs in rec.calls] == [
+        ["x"],
+        ["aaaa", "bbbb"],
+        ["cccc", "d", "e", "f", "g", "h", "i"],
+    ]
+    await batcher.close()
+
+
+async def test_a_request_over_the_token_budget_runs_alone_and_is_not_split():
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_tokens=4, cost=_text_cost)
+    first = asyncio.create_task(batcher.submit("k", ["x"]))
+    await rec.started.wait()
+    big = asyncio.create_task(batcher.submit("k", ["abcdef", "gh"]))
+    small = asyncio.create_task(batcher.submit("k", ["z"]))
+    await asyncio.sleep(0)
+    rec.gate.set()
+    assert await big == [("k", "abcdef"), ("k", "gh")]
+    assert await small == [("k", "z")]
+    assert [inputs for _, inputs in rec.calls] == [["x"], ["abcdef", "gh"], ["z"]]
+    await first
+    await batcher.close()
+
+
+async def test_without_a_cost_function_the_token_budget_is_ignored():
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch_tokens=1)
+    assert batcher.max_batch_tokens == 0
+    first = asyncio.create_task(batcher.submit("k", ["long text"]))
+    await rec.started.wait()
+    tasks = [asyncio.create_task(batcher.submit("k", ["more text"])) for _ in range(3)]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    await asyncio.gather(first, *tasks)
+    assert [len(inputs) for _, inputs in rec.calls] == [1, 3]
+    await batcher.close()
+
+
+async def test_a_full_token_budget_ends_the_wait_for_more():
+    rec = Recorder()
+    rec.gate.set()
+    batcher = Batcher(rec, max_wait_s=30.0, max_batch_tokens=3, cost=_text_cost)
+    # The wait would last 30 s; a batch whose budget is spent runs at once.
+    result = await asyncio.wait_for(batcher.submit("k", ["abc"]), 5)
+    assert result == [("k", "abc")]
+    await batcher.close()
+
+
 async def test_an_error_reaches_every_waiter_and_the_batcher_keeps_serving():
     calls = []
 

@@ -35,6 +35,8 @@ default_for = ["fill-mask"]
 
 [models."org/base"]
 default_for = ["text-classification"]
+max_batch_tokens = 8192
+max_batch_size = 64
 """,
     )
     config = load_config(path, BASE)
@@ -46,6 +48,8 @@ default_for = ["text-classification"]
     )
     base = config.catalogue["org/base"]
     assert base.source == "hub:org/base" and base.default_for == ("text-classification",)  # kept + overridden
+    assert (base.max_batch_tokens, base.max_batch_size) == (8192, 64)
+    assert (mine.max_batch_tokens, mine.max_batch_size) == (0, 0)  # unset: the server's settings
     assert config.server["max_memory"] == 1_500_000_000 and config.server["preload"] == ["my/model"]
     assert config.server["allowed_dirs"] == [str((tmp_path / "models").resolve())]
     assert config.folder == tmp_path.resolve()
@@ -58,6 +62,8 @@ default_for = ["text-classification"]
         ('[models."org/base"]\ntask = "typo"\n', "unknown key `task`"),
         ('[models."org/base"]\ntasks = "fill-mask"\n', "`tasks` must be a list"),
         ('[server]\nport = "80"\n', "`port` must be int"),
+        ('[models."org/base"]\nmax_batch_tokens = -1\n', "`max_batch_tokens` must be a whole number"),
+        ('[models."org/base"]\nmax_batch_size = "big"\n', "`max_batch_size` must be a whole number"),
         ('[server]\nmax_memory = "lots"\n', "not a size"),
         ("[servers]\n", "unknown table"),
         ("this is = = not toml", "not valid TOML"),
@@ -78,9 +84,11 @@ def test_serve_flags_override_the_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("INFERD_API_KEY", "from-env")
     args = build_parser().parse_args(
         ["serve", "--config", str(path), "--max-batch-size", "8", "--max-memory", "1GB"]
+        + ["--max-batch-tokens", "512"]
     )
     values = _serve_values(args)
     assert values["port"] == 9000 and values["max_batch_size"] == 8 and values["max_memory"] == 10**9
+    assert values["max_batch_tokens"] == 512
     assert values["api_key"] == "from-env" and values["config_dir"] == tmp_path.resolve()
 
 

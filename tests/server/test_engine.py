@@ -1,6 +1,7 @@
 """The engine with real (tiny, deterministic) backends registered like any other backend."""
 
 import asyncio
+import dataclasses
 import hashlib
 import threading
 
@@ -229,6 +230,26 @@ async def test_equal_parameters_share_one_predict_call_different_ones_do_not(tmp
     assert [r[0][0]["label"] for r in await asyncio.gather(*same)] == ["A", "B", "C"]
     await asyncio.gather(first, other)
     assert [c[1] for c in backend.calls[1:]] == [["first"], ["a", "b", "c"], ["z"]]
+    await engine.close()
+
+
+async def test_a_model_that_prices_its_inputs_gets_batches_within_its_token_budget(tmp_path):
+    backend = EchoBackend()
+    engine = make(tmp_path, backend)
+    engine.catalogue["m"] = dataclasses.replace(engine.catalogue["m"], max_batch_tokens=20)
+    await engine.predict("m", "text-classification", ["warm"], {}, wait_for_model=True)
+    backend.models["m"].max_input_tokens = 512  # priced by estimate_tokens: 24 ASCII chars -> 6 + 2 tokens
+    backend.predict_gate = threading.Event()
+    backend.running.clear()
+    first = asyncio.create_task(engine.predict("m", "text-classification", ["first"], {}))
+    await asyncio.to_thread(backend.running.wait, 10)
+    texts = [c * 24 for c in "abcde"]
+    rest = [asyncio.create_task(engine.predict("m", "text-classification", [t], {})) for t in texts]
+    await asyncio.sleep(0)
+    backend.predict_gate.set()
+    assert [r[0][0]["label"] for r in await asyncio.gather(*rest)] == [t.upper() for t in texts]
+    await first
+    assert [len(c[1]) for c in backend.calls[2:]] == [2, 2, 1]  # 8 + 8 fits in 20 tokens, a third does not
     await engine.close()
 
 

@@ -88,10 +88,22 @@ class Model(abc.ABC):
     tasks: tuple[str, ...] = ()
     # Shown in responses and /api/tasks when a task is served by an approximation of another model.
     approximations: Mapping[str, str] = {}
+    # Longest input the model takes, in tokens; > 0 turns on the server's token budget for its batches.
+    max_input_tokens: int = 0
 
     @abc.abstractmethod
     def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
         """One result per input, in order. Raise InputError for inputs the model cannot take."""
+
+    def input_tokens(self, task: str, item: Any) -> int:
+        """What one input costs in tokens, for the server's token budget (`max_batch_tokens`); 0: unknown.
+
+        An estimate from the text's length, because it runs on the event loop when the request is queued:
+        tokenizing there would stall every other request, and tokenizing in a thread first would cost a hop per
+        request (TEI tokenizes first because it has cores to spare). Texts are cut at `max_input_tokens`."""
+        if self.max_input_tokens <= 0:
+            return 0
+        return estimate_tokens(item, self.max_input_tokens)
 
     def memory_bytes(self) -> int:
         """Resident size, used by the server's memory-bounded LRU. 0 means unknown (counted as small)."""
@@ -127,6 +139,21 @@ class TextGenerator(Model):
 
     def predict(self, task: str, inputs: Sequence[Any], parameters: Mapping[str, Any]) -> list[Any]:
         return [{"generated_text": self.generate(str(i), parameters).text} for i in inputs]
+
+
+def estimate_tokens(item: Any, limit: int = 0) -> int:
+    """Tokens of the text in `item` (a str, or the strs of a list or dict), from its length: ~4 characters per
+    token for ASCII (English WordPiece and BPE vocabularies average 4-5), one per character otherwise (CJK
+    scripts run close to that); plus 2 for the special tokens. Each text counts at most `limit` (0: no limit),
+    where the model cuts it."""
+    if isinstance(item, str):
+        n = (len(item) // 4 if item.isascii() else len(item)) + 2
+        return min(n, limit) if limit > 0 else n
+    if isinstance(item, Mapping):
+        item = list(item.values())
+    if isinstance(item, (list, tuple)):
+        return sum(estimate_tokens(v, limit) for v in item)
+    return 0
 
 
 class Backend(abc.ABC):

@@ -81,6 +81,7 @@ class SentenceEmbedder(Model):
     def __init__(self, entry: ModelEntry, encoder: _Encoder) -> None:
         self.entry = entry
         self.encoder = encoder
+        self.max_input_tokens = encoder.max_tokens
         self.tasks = tuple(entry.tasks)
         self.approximations = dict(entry.approximations)
 

@@ -32,6 +32,9 @@ class ModelEntry:
     approximations: Mapping[str, str] = field(default_factory=dict)  # task -> how it is approximated
     trust_remote_code: bool = False
     default_for: tuple[str, ...] = ()  # tasks for which this is the server's recommended model
+    # Dynamic batching tuned per model; 0 takes the server's setting (`--max-batch-size`, `--max-batch-tokens`).
+    max_batch_size: int = 0
+    max_batch_tokens: int = 0
 
 
 def file_sha256(path: Path) -> str:

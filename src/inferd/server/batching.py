@@ -5,6 +5,11 @@ It knows nothing about models or protocols (the idea of Ray Serve's `batching.py
   * no timer by default: when the worker is free it takes everything waiting right now, up to
     `max_batch_size` items; while a batch runs, new arrivals accumulate into the next one. Idle latency is
     that of a batch of one; under load batches fill by themselves;
+  * a token budget as well, when given (TEI's `max_batch_tokens`): `cost(key, inputs)` prices a request when
+    it is submitted (on the event loop, so it must be cheap: the engine uses the model's estimate from text
+    length), and a batch stops before the request that would take it over `max_batch_tokens`. Many short
+    texts then share one batch while long ones come in fewer per batch, so a batch of long texts does not
+    hold up every request behind it for seconds. A request over the budget on its own still runs, alone;
   * `prefetch` batches (default one, TEI's channel of capacity 1; off in the engine's settings): while batch N
     runs, batch N+1 is formed and its `run` call already made, so a model that runs its calls one at a time
     in call order (the engine queues them on the model's thread) goes straight from one batch to the next
@@ -58,6 +63,7 @@ class _Waiter:
     future: asyncio.Future[list[Any]]
     enqueued: float
     info: dict[str, Any] | None
+    cost: int = 0  # tokens, when the batcher has a token budget
 
 
 @dataclass(eq=False)
@@ -74,6 +80,7 @@ class _Flight:
 
 
 RunFn = Callable[[Hashable, list[Any]], Awaitable[list[Any]]]
+CostFn = Callable[[Hashable, Sequence[Any]], int]
 
 
 class Batcher:
@@ -87,10 +94,13 @@ class Batcher:
         on_batch: Callable[[BatchInfo], None] | None = None,
         split_on: Callable[[BaseException], bool] | None = None,
         prefetch: int = 1,
+        max_batch_tokens: int = 0,
+        cost: CostFn | None = None,
     ) -> None:
         """`split_on(exc)` true means "this error may come from one request's inputs": the batch is then re-run
         one request at a time so that a bad input fails only its own request. `prefetch`: batches whose `run`
-        call is made while one runs (0: the next batch is formed only when the running one is done)."""
+        call is made while one runs (0: the next batch is formed only when the running one is done).
+        `max_batch_tokens` (0: none) caps the summed `cost` of a batch's requests."""
         self._run = run
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait_s = max(0.0, max_wait_s)
@@ -98,6 +108,8 @@ class Batcher:
         self._on_batch = on_batch
         self._split_on = split_on
         self.prefetch = max(0, prefetch)
+        self.max_batch_tokens = max(0, max_batch_tokens) if cost is not None else 0
+        self._cost = cost
         self._queue: deque[_Waiter] = deque()
         self._wakeup = asyncio.Event()
         self._landed = asyncio.Event()  # a flight ended: room for the next batch
@@ -124,8 +136,10 @@ class Batcher:
         waiting = self.queued
         if waiting >= self.max_queue:
             raise QueueFullError(f"{waiting} requests are already waiting")
+        inputs = list(inputs)
+        cost = self._cost(key, inputs) if self._cost is not None and self.max_batch_tokens else 0
         waiter = _Waiter(
-            key, list(inputs), asyncio.get_running_loop().create_future(), time.monotonic(), info
+            key, inputs, asyncio.get_running_loop().create_future(), time.monotonic(), info, cost
         )
         self._queue.append(waiter)
         self._wakeup.set()
@@ -175,9 +189,11 @@ class Batcher:
                 waiter.future.set_exception(RuntimeError("batcher closed"))
 
     def _take(self, batch: list[_Waiter], size: int) -> int:
-        """Move waiting requests with the head's key into `batch`, in arrival order, while they fit."""
+        """Move waiting requests with the head's key into `batch`, in arrival order, while they fit (in items,
+        and in tokens under a budget)."""
         kept: deque[_Waiter] = deque()
         key = batch[0].key if batch else None
+        tokens = sum(w.cost for w in batch)
         full = False
         while self._queue:
             waiter = self._queue.popleft()
@@ -191,12 +207,14 @@ class Batcher:
             if waiter.key != key:
                 kept.append(waiter)
                 continue
-            if batch and size + len(waiter.inputs) > self.max_batch_size:
+            over_tokens = self.max_batch_tokens and tokens + waiter.cost > self.max_batch_tokens
+            if batch and (size + len(waiter.inputs) > self.max_batch_size or over_tokens):
                 full = True  # stop here to keep arrival order within a key
                 kept.append(waiter)
                 continue
             batch.append(waiter)
             size += len(waiter.inputs)
+            tokens += waiter.cost
         self._queue = kept
         return size
 
@@ -213,7 +231,7 @@ class Batcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self.max_wait_s and size < self.max_batch_size:
+            if self.max_wait_s and self._room(batch, size):
                 size = await self._fill(batch, size)
             self._launch(batch)
 
@@ -236,10 +254,16 @@ class Batcher:
             log.error("Batch for %r failed outside run", flight.waiters[0].key, exc_info=error)
             self._settle(flight.waiters, error)
 
+    def _room(self, batch: list[_Waiter], size: int) -> bool:
+        """The batch could take more: below `max_batch_size` items and below the token budget."""
+        if size >= self.max_batch_size:
+            return False
+        return not self.max_batch_tokens or sum(w.cost for w in batch) < self.max_batch_tokens
+
     async def _fill(self, batch: list[_Waiter], size: int) -> int:
         """Only when max_wait_s > 0: wait a little for more requests of this key (Ray/Triton style)."""
         deadline = batch[0].enqueued + self.max_wait_s
-        while size < self.max_batch_size:
+        while self._room(batch, size):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -38,6 +38,7 @@ class ConfigError(ValueError):
 _TUPLES = ("tasks", "default_for")
 _MAPPINGS = ("options", "sha256", "approximations")
 _STRINGS = ("backend", "source", "license", "name")
+_COUNTS = ("max_batch_size", "max_batch_tokens")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -51,6 +52,7 @@ SERVER_KEYS: dict[str, type] = {
     "request_timeout_s": float,
     "max_memory": str,
     "max_batch_size": int,
+    "max_batch_tokens": int,
     "max_batch_wait_ms": float,
     "max_queue_per_model": int,
     "max_streams": int,
@@ -90,12 +92,16 @@ def _entry(model_id: str, table: Any, base: ModelEntry | None, where: str) -> Mo
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: `{key}` must be a string.")
             fields[key] = value
+        elif key in _COUNTS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{where}: `{key}` must be a whole number >= 0 (0: the server's setting).")
+            fields[key] = value
         elif key == "trust_remote_code":
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: `trust_remote_code` must be true or false.")
             fields[key] = value
         else:
-            known = sorted((*_TUPLES, *_MAPPINGS, *_STRINGS, "trust_remote_code"))
+            known = sorted((*_TUPLES, *_MAPPINGS, *_STRINGS, *_COUNTS, "trust_remote_code"))
             raise ConfigError(f"{where}: unknown key `{key}`; known keys: {', '.join(known)}.")
     if base is not None:
         return dataclasses.replace(base, **fields)

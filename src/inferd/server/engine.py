@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,9 @@ REQUEST_TIMING: ContextVar[Timing | None] = ContextVar("inferd_request_timing", 
 class EngineSettings:
     max_memory_bytes: int | None = None
     max_batch_size: int = 32
+    # Tokens per batch, summed over its inputs (TEI's max_batch_tokens), for models that price their inputs
+    # (Model.max_input_tokens); 0: items only. See docs/benchmarks.md for how it was chosen.
+    max_batch_tokens: int = 2048
     max_batch_wait_s: float = 0.0
     max_queue_per_model: int = 256
     request_timeout_s: float = 60.0
@@ -217,12 +220,20 @@ class Engine:
                     raise RuntimeError(f"model {model_id} was unloaded")
                 return await thread.call(model.predict, key.task, inputs, key.parameters)
 
+            def cost(key: Any, inputs: Sequence[Any]) -> int:
+                model = slot.model
+                if model is None or not model.max_input_tokens:
+                    return 0
+                return sum(model.input_tokens(key.task, x) for x in inputs)
+
             def on_batch(b: BatchInfo) -> None:
                 self.stats.batch(model_id, getattr(b.key, "task", ""), b.items, b.run_s, b.queue_s)
 
             batcher = slot.extra["batcher"] = Batcher(
                 run,
-                max_batch_size=s.max_batch_size,
+                max_batch_size=slot.entry.max_batch_size or s.max_batch_size,
+                max_batch_tokens=slot.entry.max_batch_tokens or s.max_batch_tokens,
+                cost=cost,
                 max_wait_s=s.max_batch_wait_s,
                 max_queue=s.max_queue_per_model,
                 on_batch=on_batch,

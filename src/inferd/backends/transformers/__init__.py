@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..base import Backend, InputError, Model
+from ..base import Backend, InputError, Model, estimate_tokens
 from ._common import Runner, UnsafeModelError, check_folder, check_params, configure_threads, module_bytes
 
 if TYPE_CHECKING:
@@ -125,6 +125,11 @@ class PipelineModel(Model):
         if len(results) != len(inputs):
             raise RuntimeError(f"{task}: {len(results)} results for {len(inputs)} inputs.")
         return results
+
+    def input_tokens(self, task: str, item: Any) -> int:
+        runner = self.runners.get(task)
+        limit = runner.max_input_tokens if runner is not None else 0
+        return estimate_tokens(item, limit) if limit > 0 else 0
 
     def memory_bytes(self) -> int:
         return module_bytes([m for r in self.runners.values() for m in r.modules()])

@@ -132,6 +132,8 @@ class Runner:
     # True when the constructor takes a third argument, a dict shared by the runners of one model folder
     # (feature-extraction and sentence-similarity load the weights once).
     shares_model: bool = False
+    # Longest text input in tokens, for the server's token budget; 0: the inputs are not priced in tokens.
+    max_input_tokens: int = 0
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         raise NotImplementedError
@@ -139,6 +141,12 @@ class Runner:
     def modules(self) -> list[torch.nn.Module]:
         pipe = getattr(self, "pipe", None)
         return [pipe.model] if pipe is not None else []
+
+
+def text_limit(tokenizer: Any, fallback: int = 512) -> int:
+    """The tokenizer's input limit (transformers puts ~1e30 there when the model does not say)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit <= 1 << 20 else fallback
 
 
 def check_params(task: str, params: Mapping[str, Any], honoured: frozenset[str]) -> None:

@@ -109,6 +109,7 @@ class FeatureExtraction(Runner):
 
     def __init__(self, entry: ModelEntry, path: str, shared: dict[str, Any]) -> None:
         self.embedder = _embedder(entry, path, shared)
+        self.max_input_tokens = self.embedder.max_tokens
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.embedder.model]

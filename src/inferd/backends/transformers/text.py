@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..base import InputError
-from ._common import Runner, as_input_error, make_pipeline, per_input, pick, plain
+from ._common import Runner, as_input_error, make_pipeline, per_input, pick, plain, text_limit
 
 if TYPE_CHECKING:
     from ...catalogue import ModelEntry
@@ -19,6 +19,7 @@ class TextClassification(Runner):
 
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("text-classification", entry, path)
+        self.max_input_tokens = text_limit(self.pipe.tokenizer)
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         kwargs = pick(params, "function_to_apply")
@@ -37,6 +38,7 @@ class TokenClassification(Runner):
 
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("token-classification", entry, path)
+        self.max_input_tokens = text_limit(self.pipe.tokenizer)
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         kwargs = pick(params, "ignore_labels", "stride")
@@ -85,6 +87,7 @@ class FillMask(Runner):
 
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("fill-mask", entry, path)
+        self.max_input_tokens = text_limit(self.pipe.tokenizer)
         self.mask = self.pipe.tokenizer.mask_token
 
     def _masked(self, text: str) -> str:
