@@ -228,6 +228,32 @@ def test_text_runners_price_their_inputs_for_the_token_budget(tiny_models):
     assert clf.input_tokens("text-classification", "x" * 100_000) == limit  # cut where the model cuts
 
 
+@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+def test_bert_classifiers_run_on_onnxruntime_and_agree_with_torch(tiny_models, task):
+    pytest.importorskip("onnxruntime", reason="the models-text extra is not installed")
+    ort = load(tiny_models, task)  # runtime "auto": ONNX Runtime for a plain BERT classifier
+    torch_only = load(tiny_models, task, options={"runtime": "torch"})
+    from inferd.backends.transformers.ort_bert import OrtForward
+
+    assert isinstance(ort.runners[task].pipe.model, OrtForward)
+    assert not isinstance(torch_only.runners[task].pipe.model, OrtForward)
+    assert ort.memory_bytes() > torch_only.memory_bytes()  # the session's weights are counted
+    texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]
+    got, want = ort.predict(task, texts, {}), torch_only.predict(task, texts, {})
+    for g, w in zip(got, want, strict=True):
+        assert [x.get("label", x.get("entity_group")) for x in g] == [
+            x.get("label", x.get("entity_group")) for x in w
+        ]
+        assert np.allclose([x["score"] for x in g], [x["score"] for x in w], atol=1e-4)
+
+
+def test_runtime_option_is_checked(tiny_models):
+    with pytest.raises(ValueError, match="unknown runtime"):
+        load(tiny_models, "text-classification", options={"runtime": "tensorrt"})
+    with pytest.raises(ValueError, match="not possible.*BertForSequenceClassification"):
+        load(tiny_models, "fill-mask", tasks=("text-classification",), options={"runtime": "onnxruntime"})
+
+
 def test_feature_extraction_token_level_and_sentence_transformers_pooled(tiny_models):
     plain = load(tiny_models, "feature-extraction")
     short, long = plain.predict("feature-extraction", ["hello", "hello world paris"], {})

@@ -21,7 +21,6 @@ feature-extraction is sent `truncate: false` (TEI's switch), which refuses them 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._bert_onnx import default_threads
 from .base import Backend, InputError, Model
 
 if TYPE_CHECKING:
@@ -41,19 +41,12 @@ DEFAULT_TEMPLATE = "This text is about {}."
 _CHUNK = 16
 
 
-def _default_threads() -> int:
-    """ONNX Runtime intra-op threads for one model: up to 4. They do not spin (see _OrtBertEncoder): measured on
-    2 cores, 2 non-spinning threads ran 16 texts of ~128 tokens in 440 ms against 820 ms with 1, for the same CPU,
-    and cost ~3 ms more CPU on one short text; spinning ones took the event loop's core."""
-    return min(os.cpu_count() or 1, 4)
-
-
 class SentenceTransformersBackend(Backend):
     name = "sentence-transformers"
 
     def load(self, entry: ModelEntry, path: str) -> Model:
         runtime = str(entry.options.get("runtime", "onnxruntime"))
-        threads = int(entry.options.get("threads", 0)) or _default_threads()
+        threads = int(entry.options.get("threads", 0)) or default_threads()
         folder = Path(path)
         encoder: _Encoder
         if runtime == "onnxruntime":
@@ -203,11 +196,10 @@ def _st_config(folder: Path) -> tuple[int, dict[str, str]]:
 
 class _OrtBertEncoder(_Encoder):
     def __init__(self, folder: Path, threads: int) -> None:
-        import onnxruntime as ort
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        from ._bert_onnx import bert_graph
+        from ._bert_onnx import BertSession
 
         config = json.loads((folder / "config.json").read_text())
         pooling_file = folder / "1_Pooling" / "config.json"
@@ -224,19 +216,8 @@ class _OrtBertEncoder(_Encoder):
         self.max_tokens, self.prompts = _st_config(folder)
         self.max_tokens = min(self.max_tokens, int(config.get("max_position_embeddings", 512)))
         self.dim = int(config["hidden_size"])
-        graph, weights = bert_graph(load_file(str(folder / "model.safetensors")), config)
-        self.nbytes = 2 * sum(a.nbytes for a in weights.values())  # numpy weights + ORT's packed copies
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle intra-op threads spin by default; on a small machine they take the core the event loop needs
-        # (measured: 2 spinning threads burned 18 ms of CPU for a 16 ms request at one client).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._weights = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in weights.items()}
-        self._arrays = weights  # ORT reads these buffers for the session's lifetime: keep them alive
-        options.add_external_initializers(list(self._weights), list(self._weights.values()))
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.bert = BertSession(load_file(str(folder / "model.safetensors")), config, threads)
+        self.nbytes = self.bert.nbytes
         self._tokenizers: dict[str, Any] = {}
         for direction in ("right", "left"):
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -258,7 +239,7 @@ class _OrtBertEncoder(_Encoder):
                 n = len(encodings[i].ids)
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+            hidden = self.bert.hidden(ids, mask)
             m = mask[..., None].astype(np.float32)
             out[idx] = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return out, cut

@@ -132,7 +132,8 @@ class PipelineModel(Model):
         return estimate_tokens(item, limit) if limit > 0 else 0
 
     def memory_bytes(self) -> int:
-        return module_bytes([m for r in self.runners.values() for m in r.modules()])
+        modules = [m for r in self.runners.values() for m in r.modules()]
+        return module_bytes(modules) + sum(r.extra_bytes for r in self.runners.values())
 
     def close(self) -> None:
         self.runners.clear()

@@ -134,6 +134,8 @@ class Runner:
     shares_model: bool = False
     # Longest text input in tokens, for the server's token budget; 0: the inputs are not priced in tokens.
     max_input_tokens: int = 0
+    # Bytes held outside the torch modules (an ONNX Runtime session), for the server's memory-bounded LRU.
+    extra_bytes: int = 0
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         raise NotImplementedError

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base import InputError
 from ._common import Runner, as_input_error, make_pipeline, per_input, pick, plain, text_limit
+from .ort_bert import accelerate
 
 if TYPE_CHECKING:
     from ...catalogue import ModelEntry
@@ -20,6 +21,7 @@ class TextClassification(Runner):
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("text-classification", entry, path)
         self.max_input_tokens = text_limit(self.pipe.tokenizer)
+        self.extra_bytes = accelerate(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         kwargs = pick(params, "function_to_apply")
@@ -39,6 +41,7 @@ class TokenClassification(Runner):
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("token-classification", entry, path)
         self.max_input_tokens = text_limit(self.pipe.tokenizer)
+        self.extra_bytes = accelerate(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
         kwargs = pick(params, "ignore_labels", "stride")
