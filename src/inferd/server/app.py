@@ -3,7 +3,7 @@
     app = create_app(Engine(default_catalogue()), ServerSettings(api_key="secret"))
 
 Tests run it in process (httpx.ASGITransport) or on uvicorn. Model ids contain "/", so routes that end in a
-fixed suffix (/generate, /v1/chat/completions, /pipeline/{task}, /info) come before the bare /models/{id}.
+fixed suffix (/generate, /v1/chat/completions, /embed, /pipeline/{task}, /info) come before the bare /models/{id}.
 """
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ from . import hub
 from .errors import ServerError
 from .metrics import Observation
 from .openapi import SWAGGER_HTML, build_openapi
-from .protocols import hf, openai, tgi
+from .protocols import hf, openai, openai_completions, openai_embeddings, tei, tgi
 from .respond import JSONResponse, error_response
 from .settings import ServerSettings
 from .state import AppState, Engine, endpoint
 
 _HTTP_ERRORS = {404: "not_found", 405: "bad_request", 413: "payload_too_large"}
+# text-embeddings-inference's routes, at the root (the default model) and under /models/{id}.
+_TEI = {
+    "embed": tei.embed_route,
+    "similarity": tei.similarity_route,
+    "predict": tei.predict_route,
+    "rerank": tei.rerank_route,
+}
 
 
 async def _openapi(request: Request) -> Response:
@@ -72,6 +79,17 @@ def routes(settings: ServerSettings) -> list[Route]:
         Route("/v1/models", openai.list_models, methods=["GET"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/models/{model_id:path}/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/completions", openai_completions.completions, methods=["POST"]),
+        Route("/models/{model_id:path}/v1/completions", openai_completions.completions, methods=["POST"]),
+        Route("/v1/embeddings", openai_embeddings.embeddings, methods=["POST"]),
+        Route("/embeddings", openai_embeddings.embeddings, methods=["POST"]),  # TEI's alias
+        Route("/models/{model_id:path}/v1/embeddings", openai_embeddings.embeddings, methods=["POST"]),
+        # TEI
+        *(Route(f"/{name}", handler, methods=["POST"]) for name, handler in _TEI.items()),
+        *(
+            Route(f"/models/{{model_id:path}}/{name}", handler, methods=["POST"])
+            for name, handler in _TEI.items()
+        ),
         # TGI
         Route("/generate", tgi.generate, methods=["POST"]),
         Route("/generate_stream", tgi.generate_stream, methods=["POST"]),

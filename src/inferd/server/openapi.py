@@ -81,6 +81,20 @@ def _responses(task: Task | None = None) -> dict[str, Any]:
 
 
 _MODEL = {"name": "model_id", "in": "path", "required": True, "schema": _STR}
+# (path, summary, also under /models/{model_id}) of the OpenAI and TEI routes besides chat.
+_OTHER_POSTS = (
+    ("/v1/completions", "OpenAI legacy completions (text-generation models)", True),
+    ("/v1/embeddings", "OpenAI embeddings (float or base64)", True),
+    ("/embeddings", "OpenAI embeddings (TEI's alias of /v1/embeddings)", False),
+    ("/embed", "TEI: one vector per input, [[float]]", True),
+    ("/similarity", "TEI: cosine of the source sentence with each sentence, [float]", True),
+    ("/predict", "TEI: text classification, [{score, label}]", True),
+    (
+        "/rerank",
+        "TEI: texts ranked by relevance to the query, [{index, score, text?}] (embedding cosine: approximate)",
+        True,
+    ),
+)
 
 
 def build_openapi() -> dict[str, Any]:
@@ -132,6 +146,11 @@ def build_openapi() -> dict[str, Any]:
     chat = {"post": {"summary": "OpenAI chat completions", "responses": _responses()}}
     paths["/v1/chat/completions"] = chat
     paths["/models/{model_id}/v1/chat/completions"] = {"post": {**chat["post"], "parameters": [_MODEL]}}
+    for path, summary, under_model in _OTHER_POSTS:
+        post: dict[str, Any] = {"summary": summary, "responses": _responses()}
+        paths[path] = {"post": post}
+        if under_model:
+            paths[f"/models/{{model_id}}{path}"] = {"post": {**post, "parameters": [_MODEL]}}
     for path, summary in (
         ("/v1/models", "OpenAI model list"),
         ("/api/tasks", "Tasks served, with the default model of each (Hub shape)"),

@@ -1,12 +1,15 @@
-"""OpenAI-compatible chat completions: /v1/chat/completions and /models/{id}/v1/chat/completions, /v1/models.
+"""OpenAI-compatible chat completions: /v1/chat/completions and /models/{id}/v1/chat/completions, /v1/models,
+and what the other OpenAI routes share (picking the model, the body, generation; see openai_completions.py and
+openai_embeddings.py).
 
 Errors use OpenAI's envelope. The body's `model` picks the model on /v1 ("dummy", "tgi" or none means the
-server's default chat model); under /models/{id} the path decides.
+server's default model for the route); under /models/{id} the path decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -14,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ...backends import InputError, StreamStep
+from ...backends import Generation, InputError, StreamStep
 from ...tasks import CHAT_COMPLETION
 from ..errors import ServerError
 from ..limits import read_body, unless_disconnected
@@ -29,7 +32,7 @@ _PLACEHOLDERS = {"", "dummy", "tgi", "default"}
 _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
-def _bad(message: str, param: str | None = None) -> ServerError:
+def bad(message: str, param: str | None = None) -> ServerError:
     return ServerError(message, "bad_request", extra={"param": param} if param else None)
 
 
@@ -44,22 +47,22 @@ def _content(value: Any, where: str) -> str:
                 or part.get("type") != "text"
                 or not isinstance(part.get("text"), str)
             ):
-                raise _bad(f"`{where}[{i}]` must be a text part {{'type': 'text', 'text': ...}}.", where)
+                raise bad(f"`{where}[{i}]` must be a text part {{'type': 'text', 'text': ...}}.", where)
             texts.append(part["text"])
         return "".join(texts)
     if value is None:
         return ""
-    raise _bad(f"`{where}` must be a string or a list of text parts.", where)
+    raise bad(f"`{where}` must be a string or a list of text parts.", where)
 
 
 def messages_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _bad("`messages` must be a non-empty list of {role, content} objects.", "messages")
+        raise bad("`messages` must be a non-empty list of {role, content} objects.", "messages")
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise _bad(f"`messages[{i}]` must be an object with a string `role`.", "messages")
+            raise bad(f"`messages[{i}]` must be an object with a string `role`.", "messages")
         out.append({"role": m["role"], "content": _content(m.get("content"), f"messages[{i}].content")})
     return out
 
@@ -85,16 +88,16 @@ def generation_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     if stop is not None:
         params["stop"] = [stop] if isinstance(stop, str) else stop
     if body.get("n") not in (None, 1):
-        raise _bad("Only `n` = 1 is supported.", "n")
+        raise bad("Only `n` = 1 is supported.", "n")
     if body.get("presence_penalty") not in (None, 0):
-        raise _bad("`presence_penalty` is not supported; use `frequency_penalty`.", "presence_penalty")
+        raise bad("`presence_penalty` is not supported; use `frequency_penalty`.", "presence_penalty")
     if body.get("tools"):
-        raise _bad("Tool calls are not supported by this server.", "tools")
+        raise bad("Tool calls are not supported by this server.", "tools")
     if body.get("logit_bias"):
-        raise _bad("`logit_bias` is not supported.", "logit_bias")
+        raise bad("`logit_bias` is not supported.", "logit_bias")
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
-        raise _bad("Only `response_format` {'type': 'text'} is supported.", "response_format")
+        raise bad("Only `response_format` {'type': 'text'} is supported.", "response_format")
     return params
 
 
@@ -111,7 +114,8 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     status = 200
     try:
-        yield wire.sse(encoder.start())
+        for chunk in encoder.opening():
+            yield wire.sse(chunk)
         step: StreamStep | None = first
         while step is not None:
             last = step.finish_reason is not None
@@ -137,37 +141,53 @@ async def _events(
         await close_quietly(rest)
 
 
-def _model_id(request: Request, state: AppState, body: Mapping[str, Any]) -> str:
+def model_for(
+    request: Request, state: AppState, body: Mapping[str, Any], tasks: Sequence[str], kind: str
+) -> str:
+    """The path's model, else the body's `model`, else (none or a placeholder) the server's default for the
+    first of `tasks` it has one for. An unknown model is a 404."""
     model_id = request.path_params.get("model_id")
     if model_id is None:
         named = body.get("model")
         if named is not None and not isinstance(named, str):
-            raise _bad("`model` must be a string.", "model")
+            raise bad("`model` must be a string.", "model")
         model_id = named if named not in _PLACEHOLDERS and named is not None else None
-        model_id = (
-            model_id
-            or state.engine.recommended(CHAT_COMPLETION)
-            or state.engine.recommended("text-generation")
-        )
+        model_id = model_id or next((m for m in map(state.engine.recommended, tasks) if m), None)
     if not model_id:
-        raise ServerError("This server has no chat model.", "not_found")
+        raise ServerError(f"This server has no {kind} model.", "not_found")
     state.engine.entry(model_id)
     return str(model_id)
 
 
-@endpoint(protocol="openai")
-async def chat_completions(request: Request, state: AppState, obs: Observation) -> Response:
+async def json_body(request: Request, state: AppState, expected: str) -> dict[str, Any]:
     parsed = parse_body(
         await read_body(request, state.settings.max_json_bytes), request.headers.get("content-type")
     )
     if parsed.kind != "json" or not isinstance(parsed.value, dict):
-        raise _bad("The body must be a JSON object with `messages`.")
-    body = parsed.value
-    model_id = _model_id(request, state, body)
-    obs.model, obs.task = model_id, CHAT_COMPLETION
-    messages = messages_of(body)
+        raise bad(f"The body must be a JSON object with {expected}.")
+    return parsed.value
+
+
+async def run_generation(
+    request: Request,
+    state: AppState,
+    obs: Observation,
+    model_id: str,
+    body: Mapping[str, Any],
+    params: dict[str, Any],
+    *,
+    prompt: str | Callable[[Any], str],
+    prompt_param: str,
+    answer: Callable[..., dict[str, Any]],
+    encoder: Callable[..., wire.ChatStreamEncoder],
+    logprobs: bool = False,
+) -> Response:
+    """Generate for one prompt and answer in OpenAI's shape, as JSON or as SSE chunks ending in [DONE].
+
+    `prompt` is the text, or renders it from the loaded model (a chat template). `answer(gen, stop=...)` and
+    `encoder(stop=..., include_usage=...)` make the wire objects; `params` are validated TGI parameters.
+    """
     stream = body.get("stream") is True
-    params = validate(generation_parameters(body), stream=stream)
     wait = request.headers.get("x-wait-for-model", "").lower() in ("1", "true", "yes")
     timeout = state.settings.request_timeout_s
     handle = await unless_disconnected(
@@ -175,24 +195,26 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     )
     runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
     if "_logprobs" in handle.model.supported_parameters:  # a runtime that can skip per-token logprobs
-        runtime["_logprobs"] = body.get("logprobs") is True
-    try:
-        prompt = await run_in_threadpool(handle.model.chat_prompt, messages)
-    except InputError as exc:
-        raise _bad(str(exc), "messages") from None
+        runtime["_logprobs"] = logprobs
+    if isinstance(prompt, str):
+        text = prompt
+    else:
+        try:
+            text = await run_in_threadpool(prompt, handle.model)
+        except InputError as exc:
+            raise bad(str(exc), prompt_param) from None
+    stop = runtime.get("stop") or ()
 
     async def prompt_tokens() -> int:
-        return int(await run_in_threadpool(handle.model.count_tokens, prompt))
+        return int(await run_in_threadpool(handle.model.count_tokens, text))
 
     if not stream:
-        gen = await unless_disconnected(request, handle.generate(prompt, runtime), timeout)
+        gen: Generation = await unless_disconnected(request, handle.generate(text, runtime), timeout)
         obs.generated_tokens = len(gen.tokens)
-        answer = wire.chat_completion(
-            gen, model=model_id, logprobs=body.get("logprobs") is True, stop=runtime.get("stop") or ()
-        )
-        answer["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
-        return JSONResponse(answer, headers=obs.headers(state.settings.compute_type))
-    steps = handle.stream(prompt, runtime).__aiter__()
+        out = answer(gen, stop=stop)
+        out["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
+        return JSONResponse(out, headers=obs.headers(state.settings.compute_type))
+    steps = handle.stream(text, runtime).__aiter__()
     try:
         first = await unless_disconnected(request, anext(steps), timeout)
     except StopAsyncIteration:
@@ -202,15 +224,33 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
         raise
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    encoder = wire.ChatStreamEncoder(
-        model=model_id,
-        include_usage=include_usage,
-        logprobs=body.get("logprobs") is True,
-        stop=runtime.get("stop") or (),
-    )
+    chunks = encoder(stop=stop, include_usage=include_usage)
     headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
     return _ObservedStream(
-        _events(first, steps, encoder, obs, prompt_tokens), media_type="text/event-stream", headers=headers
+        _events(first, steps, chunks, obs, prompt_tokens), media_type="text/event-stream", headers=headers
+    )
+
+
+@endpoint(protocol="openai")
+async def chat_completions(request: Request, state: AppState, obs: Observation) -> Response:
+    body = await json_body(request, state, "`messages`")
+    model_id = model_for(request, state, body, (CHAT_COMPLETION, "text-generation"), "chat")
+    obs.model, obs.task = model_id, CHAT_COMPLETION
+    messages = messages_of(body)
+    params = validate(generation_parameters(body), stream=body.get("stream") is True)
+    logprobs = body.get("logprobs") is True
+    return await run_generation(
+        request,
+        state,
+        obs,
+        model_id,
+        body,
+        params,
+        prompt=lambda model: model.chat_prompt(messages),
+        prompt_param="messages",
+        answer=functools.partial(wire.chat_completion, model=model_id, logprobs=logprobs),
+        encoder=functools.partial(wire.ChatStreamEncoder, model=model_id, logprobs=logprobs),
+        logprobs=logprobs,
     )
 
 

@@ -1,4 +1,5 @@
-"""OpenAI's chat wire shapes from a backend's output: `chat.completion`, `chat.completion.chunk`, errors.
+"""OpenAI's wire shapes from a backend's output: `chat.completion`, `chat.completion.chunk`, the legacy
+`text_completion` (streamed or not), errors.
 
 Pure: the route renders the messages into a prompt, runs the model, and serialises what these return
 (JSON body, or `sse(chunk)` per chunk followed by `sse(DONE)`). Chunks follow OpenAI's order: a role-only
@@ -31,8 +32,8 @@ SYSTEM_FINGERPRINT = f"inferd-{__version__}"
 FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
-def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+def completion_id(prefix: str = "chatcmpl") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 def finish_reason(reason: str | None) -> str | None:
@@ -111,6 +112,8 @@ def _held_back(text: str, stop: Sequence[str]) -> int:
 class ChatStreamEncoder:
     """Turns one request's StreamSteps into `chat.completion.chunk` dicts sharing one id and timestamp."""
 
+    object_name = "chat.completion.chunk"
+
     def __init__(
         self,
         *,
@@ -140,7 +143,7 @@ class ChatStreamEncoder:
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
-            "object": "chat.completion.chunk",
+            "object": self.object_name,
             "created": self.created,
             "model": self.model,
             "system_fingerprint": self.system_fingerprint,
@@ -158,6 +161,10 @@ class ChatStreamEncoder:
     def start(self) -> dict[str, Any]:
         """The first chunk: the assistant role with empty content, before any token."""
         return self._chunk([self._choice({"role": "assistant", "content": ""})])
+
+    def opening(self) -> list[dict[str, Any]]:
+        """The chunks sent before the first token."""
+        return [self.start()]
 
     def _release(self, text: str, *, final: bool) -> str:
         """The part of the text so far that can be sent now: never a stop string, nor what may start one."""
@@ -198,6 +205,53 @@ class ChatStreamEncoder:
             if self.include_usage:
                 chunks.append({**self._chunk([]), "usage": usage(self.prompt_tokens, self.completion_tokens)})
         return chunks
+
+
+def text_completion(
+    gen: Generation,
+    *,
+    model: str,
+    echo: str = "",
+    stop: Sequence[str] = (),
+    id: str | None = None,
+    created: int | None = None,
+    system_fingerprint: str = SYSTEM_FINGERPRINT,
+) -> dict[str, Any]:
+    """One legacy `text_completion`; `echo` (the prompt, when the request asks for it) precedes the text."""
+    choice = {
+        "index": 0,
+        "text": echo + cut_at_stop(gen.text, stop),
+        "logprobs": None,
+        "finish_reason": finish_reason(gen.finish_reason),
+    }
+    return {
+        "id": id or completion_id("cmpl"),
+        "object": "text_completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "system_fingerprint": system_fingerprint,
+        "choices": [choice],
+        "usage": usage(gen.prompt_tokens, len(gen.tokens)),
+    }
+
+
+class CompletionStreamEncoder(ChatStreamEncoder):
+    """The legacy `text_completion` stream: chat's chunks (stop strings held back, the finish reason, then the
+    usage) with `text` in place of `delta`, no role chunk, and the prompt first when `echo` is asked."""
+
+    object_name = "text_completion"
+
+    def __init__(self, *, echo: str = "", id: str | None = None, **options: Any) -> None:
+        super().__init__(id=id or completion_id("cmpl"), **options)
+        self.echo = echo
+
+    def opening(self) -> list[dict[str, Any]]:
+        return [self._chunk([self._choice({"content": self.echo})])] if self.echo else []
+
+    def _choice(
+        self, delta: dict[str, Any], reason: str | None = None, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {"index": 0, "text": delta.get("content", ""), "logprobs": None, "finish_reason": reason}
 
 
 def error_body(message: str, error_type: str, status_code: int | None = None) -> dict[str, Any]:

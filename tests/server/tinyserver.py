@@ -1,0 +1,58 @@
+"""The real app on uvicorn (in a background thread) over a few tiny random transformers models, for tests that
+need real model outputs behind real clients (the openai SDK is sync and needs a real socket)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("INFERD_TORCH_THREADS", "1")
+
+import uvicorn  # noqa: E402
+
+from inferd.catalogue import ModelEntry  # noqa: E402
+from inferd.server.app import create_app  # noqa: E402
+from inferd.server.engine import Engine, EngineSettings  # noqa: E402
+from inferd.server.settings import ServerSettings  # noqa: E402
+
+# model id -> (tiny model folder's task, tasks served, tasks it is the server's default for)
+Models = Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def tiny_server(tiny_models, state_dir: Path, models: Models) -> Iterator[str]:
+    """The base URL of a server preloading `models`, built from `tiny_models` folders."""
+    catalogue = {
+        model_id: ModelEntry(
+            model_id, tasks, "transformers", f"path:{tiny_models(folder)}", default_for=defaults
+        )
+        for model_id, (folder, tasks, defaults) in models.items()
+    }
+    settings = EngineSettings(
+        allowed_dirs=(tiny_models.root,), digest_cache=state_dir / "digests.json", preload=tuple(models)
+    )
+    app = create_app(Engine(catalogue, settings), ServerSettings())
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
