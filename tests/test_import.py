@@ -4,9 +4,9 @@ import sys
 
 def test_import_inferd_pulls_no_runtime_or_server():
     code = (
-        "import sys, inferd, inferd.tasks, inferd.backends, inferd.catalogue;"
+        "import sys, inferd, inferd.tasks, inferd.backends, inferd.catalogue, inferd.cli;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'transformers', 'starlette', 'uvicorn', 'inferd.server'));"
+        "('torch', 'transformers', 'starlette', 'uvicorn', 'ray') or m.startswith('inferd.server'));"
         "print(','.join(bad))"
     )
     out = subprocess.run(

@@ -11,6 +11,7 @@ Nothing heavy is imported until a subcommand runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -55,6 +56,29 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         "--no-docs", action="store_false", dest="docs", default=None, help="no Swagger UI at /docs"
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    # Ray Serve (the `distributed` extra): the same app, one engine per replica, behind Ray's HTTP proxy.
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve through Ray Serve: a local Ray, or the cluster at RAY_ADDRESS (see server/ray_serve.py)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=_replicas,
+        help="with --ray: engine replicas, or `auto` to scale 1..4 with load (default 1)",
+    )
+
+
+def _replicas(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of replicas >= 1 or `auto`")
+    return int(text)
+
+
+# Flags that choose how to run, not what the server does.
+_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
 
 
 def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,9 +90,7 @@ def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
     values = dict(config.server)
     if os.environ.get("INFERD_API_KEY"):
         values["api_key"] = os.environ["INFERD_API_KEY"]
-    flags = {
-        k: v for k, v in vars(args).items() if v is not None and k not in ("command", "config", "log_level")
-    }
+    flags = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_SERVER_VALUES}
     for key in ("max_memory", "max_json_bytes", "max_media_bytes"):
         if key in flags:
             flags[key] = parse_size(flags[key])
@@ -82,11 +104,7 @@ def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
 def _serve(args: argparse.Namespace) -> int:
     # Before any runtime loads OpenMP: idle workers sleep instead of spinning on the cores the server needs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import uvicorn
-
-    from .server.app import create_app
-    from .server.config import ConfigError, server_settings
-    from .server.engine import Engine, EngineSettings
+    from .server.config import ConfigError
 
     try:
         values = _serve_values(args)
@@ -97,20 +115,27 @@ def _serve(args: argparse.Namespace) -> int:
     if unknown:
         print(f"inferd serve: --preload names unknown models: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    engine_settings = EngineSettings(
-        max_memory_bytes=values.get("max_memory"),
-        max_batch_size=values.get("max_batch_size", 32),
-        max_batch_tokens=values.get("max_batch_tokens", EngineSettings.max_batch_tokens),
-        max_batch_wait_s=values.get("max_batch_wait_ms", 0.0) / 1000,
-        max_queue_per_model=values.get("max_queue_per_model", 256),
-        max_streams=values.get("max_streams", 8),
-        request_timeout_s=values.get("request_timeout_s", 60.0),
-        allowed_dirs=tuple(Path(d) for d in values.get("allowed_dirs", ())),
-        preload=tuple(values.get("preload", ())),
-        config_dir=values["config_dir"],
-    )
-    app = create_app(Engine(values["catalogue"], engine_settings), server_settings(values))
     host, port = values.get("host", "127.0.0.1"), values.get("port", 8080)
+    if args.ray:
+        if importlib.util.find_spec("ray") is None:
+            print(
+                "inferd serve --ray: Ray is not installed: pip install 'inferd[distributed]'", file=sys.stderr
+            )
+            return 2
+        from .server.ray_serve import run_blocking
+
+        replicas = args.replicas or 1
+        return run_blocking(values, replicas=replicas, host=host, port=port, log_level=args.log_level)
+    if args.replicas is not None:
+        print("inferd serve: --replicas needs --ray (one process serves without Ray)", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .server.app import create_app
+    from .server.config import engine_settings, server_settings
+    from .server.engine import Engine
+
+    app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
     return 0
 

@@ -96,3 +96,10 @@ def test_serve_refuses_a_bad_config(tmp_path, capsys):
     assert main(["serve", "--config", str(write(tmp_path, "[server]\nnope = 1\n"))]) == 2
     assert "unknown key `nope`" in capsys.readouterr().err
     assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_replicas_need_ray(capsys):
+    # Without --ray, inferd serve is one process: a replica count would be silently ignored.
+    assert main(["serve", "--replicas", "2"]) == 2
+    assert "--replicas needs --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--replicas", "0"]) == 2

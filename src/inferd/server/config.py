@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalogue import ModelEntry
+from .engine import EngineSettings
 from .settings import ServerSettings
 
 if sys.version_info >= (3, 11):
@@ -170,3 +171,19 @@ def load_config(path: Path | None, base: Mapping[str, ModelEntry]) -> ServeConfi
 def server_settings(values: Mapping[str, Any]) -> ServerSettings:
     names = {f.name for f in dataclasses.fields(ServerSettings)}
     return ServerSettings(**{k: v for k, v in values.items() if k in names})
+
+
+def engine_settings(values: Mapping[str, Any]) -> EngineSettings:
+    """The engine's half of `inferd serve`'s values (flags over the config file; see cli.py)."""
+    return EngineSettings(
+        max_memory_bytes=values.get("max_memory"),
+        max_batch_size=values.get("max_batch_size", EngineSettings.max_batch_size),
+        max_batch_tokens=values.get("max_batch_tokens", EngineSettings.max_batch_tokens),
+        max_batch_wait_s=values.get("max_batch_wait_ms", 0.0) / 1000,
+        max_queue_per_model=values.get("max_queue_per_model", EngineSettings.max_queue_per_model),
+        max_streams=values.get("max_streams", EngineSettings.max_streams),
+        request_timeout_s=values.get("request_timeout_s", EngineSettings.request_timeout_s),
+        allowed_dirs=tuple(Path(d) for d in values.get("allowed_dirs", ())),
+        preload=tuple(values.get("preload", ())),
+        config_dir=values.get("config_dir"),
+    )
