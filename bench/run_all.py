@@ -49,6 +49,12 @@ SUITE = (
     ("generation.py", "generation", [], "llama.cpp backend vs the raw call, in process (no HTTP)"),
     ("client_overhead.py", "client_overhead", [], "client overhead: inferd's client vs huggingface_hub"),
     ("serve_batching.py", "serve_batching", [], "the engine's batching on vs off"),
+    (
+        "ray_serve.py",
+        "ray_serve",
+        [],
+        "scale-out: plain inferd serve vs inferd on Ray Serve (the proxy's cost)",
+    ),
 )
 PROFILE_NOTES = RESULTS / "profile.md"  # hand-written findings, included in the docs as they are
 
