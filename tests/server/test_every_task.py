@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,13 +14,8 @@ pytest.importorskip("transformers")
 os.environ.setdefault("INFERD_TORCH_THREADS", "1")
 
 import soundfile  # noqa: E402
-import uvicorn  # noqa: E402
 from PIL import Image  # noqa: E402
-
-from inferd.catalogue import ModelEntry  # noqa: E402
-from inferd.server.app import create_app  # noqa: E402
-from inferd.server.engine import Engine, EngineSettings  # noqa: E402
-from inferd.server.settings import ServerSettings  # noqa: E402
+from tinyserver import tiny_server  # noqa: E402
 
 # model id -> (tiny model folder's task, tasks served)
 MODELS = {
@@ -73,36 +65,12 @@ def _wav() -> bytes:
 PNG, WAV = _png(), _wav()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_url(tiny_models, tmp_path_factory):
     """The real app on uvicorn in a background thread, every tiny model preloaded."""
-    folders = {model_id: tiny_models(folder) for model_id, (folder, _) in MODELS.items()}
-    catalogue = {
-        model_id: ModelEntry(model_id, tasks, "transformers", f"path:{folders[model_id]}")
-        for model_id, (_, tasks) in MODELS.items()
-    }
-    state = tmp_path_factory.mktemp("every-task")
-    settings = EngineSettings(
-        allowed_dirs=(tiny_models.root,), digest_cache=state / "digests.json", preload=tuple(MODELS)
-    )
-    app = create_app(Engine(catalogue, settings), ServerSettings())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 600
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    models = {model_id: (folder, tasks, ()) for model_id, (folder, tasks) in MODELS.items()}
+    with tiny_server(tiny_models, tmp_path_factory.mktemp("every-task"), models) as url:
+        yield url
 
 
 def url(base: str, model_id: str) -> str:
