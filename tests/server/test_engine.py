@@ -238,7 +238,8 @@ async def test_a_model_that_prices_its_inputs_gets_batches_within_its_token_budg
     engine = make(tmp_path, backend)
     engine.catalogue["m"] = dataclasses.replace(engine.catalogue["m"], max_batch_tokens=20)
     await engine.predict("m", "text-classification", ["warm"], {}, wait_for_model=True)
-    backend.models["m"].max_input_tokens = 512  # priced by estimate_tokens: 24 ASCII chars -> 6 + 2 tokens
+    # Priced per task as the transformers backend does (its max_input_tokens stays 0): 8 tokens per text.
+    backend.models["m"].input_tokens = lambda task, item: 8 if task == "text-classification" else 0
     backend.predict_gate = threading.Event()
     backend.running.clear()
     first = asyncio.create_task(engine.predict("m", "text-classification", ["first"], {}))

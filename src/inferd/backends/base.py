@@ -88,7 +88,8 @@ class Model(abc.ABC):
     tasks: tuple[str, ...] = ()
     # Shown in responses and /api/tasks when a task is served by an approximation of another model.
     approximations: Mapping[str, str] = {}
-    # Longest input the model takes, in tokens; > 0 turns on the server's token budget for its batches.
+    # Longest input the model takes, in tokens; > 0 prices its text inputs for the server's token budget
+    # (input_tokens). A model serving several tasks may instead override input_tokens per task.
     max_input_tokens: int = 0
 
     @abc.abstractmethod

@@ -42,7 +42,7 @@ class EngineSettings:
     max_memory_bytes: int | None = None
     max_batch_size: int = 32
     # Tokens per batch, summed over its inputs (TEI's max_batch_tokens), for models that price their inputs
-    # (Model.max_input_tokens); 0: items only. See docs/benchmarks.md for how it was chosen.
+    # (Model.input_tokens); 0: items only. See docs/benchmarks.md for how it was chosen.
     max_batch_tokens: int = 2048
     max_batch_wait_s: float = 0.0
     max_queue_per_model: int = 256
@@ -221,10 +221,8 @@ class Engine:
                 return await thread.call(model.predict, key.task, inputs, key.parameters)
 
             def cost(key: Any, inputs: Sequence[Any]) -> int:
-                model = slot.model
-                if model is None or not model.max_input_tokens:
-                    return 0
-                return sum(model.input_tokens(key.task, x) for x in inputs)
+                model = slot.model  # models that do not price their inputs answer 0: items only
+                return 0 if model is None else sum(model.input_tokens(key.task, x) for x in inputs)
 
             def on_batch(b: BatchInfo) -> None:
                 self.stats.batch(model_id, getattr(b.key, "task", ""), b.items, b.run_s, b.queue_s)
