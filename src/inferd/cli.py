@@ -55,6 +55,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-docs", action="store_false", dest="docs", default=None, help="no Swagger UI at /docs"
     )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="a web origin allowed to call the server from a browser (repeatable; * for any); default none",
+    )
+    p.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gzip JSON and text answers over 1 KB to clients that accept it; streams never (default off)",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     # Ray Serve (the `distributed` extra): the same app, one engine per replica, behind Ray's HTTP proxy.
     p.add_argument(
@@ -84,7 +97,7 @@ _NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
 def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
     """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
     from .catalogue import default_catalogue
-    from .server.config import load_config, parse_size
+    from .server.config import cors_origins, load_config, parse_size
 
     config = load_config(args.config, default_catalogue())
     values = dict(config.server)
@@ -94,6 +107,8 @@ def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("max_memory", "max_json_bytes", "max_media_bytes"):
         if key in flags:
             flags[key] = parse_size(flags[key])
+    if "cors_origins" in flags:
+        flags["cors_origins"] = cors_origins(flags["cors_origins"], "--cors-origin")
     if "allowed_dirs" in flags:
         flags["allowed_dirs"] = [str(Path(d).resolve()) for d in flags["allowed_dirs"]]
     values.update(flags)

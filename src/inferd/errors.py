@@ -154,6 +154,7 @@ ERROR_STATUS: Mapping[str, int] = {
     "not_found": 404,
     "payload_too_large": 413,
     "model_loading": 503,
+    "unhealthy": 503,  # GET /health: a preloaded model failed to load
     "not_supported": 501,
     "timeout": 504,
     "internal": 500,

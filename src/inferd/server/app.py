@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from . import hub
+from . import health, hub
 from .errors import ServerError
 from .metrics import Observation
+from .middleware import http_middleware
 from .openapi import SWAGGER_HTML, build_openapi
 from .protocols import hf, openai, openai_completions, openai_embeddings, tei, tgi
 from .respond import JSONResponse, error_response
@@ -63,7 +64,7 @@ async def _root_inference(request: Request, state: AppState, obs: Observation) -
 def routes(settings: ServerSettings) -> list[Route]:
     found = [
         # public
-        Route("/health", hub.health, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),
         Route("/metrics", hub.metrics, methods=["GET"]),
         Route("/info", hub.info_route, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
@@ -73,7 +74,7 @@ def routes(settings: ServerSettings) -> list[Route]:
         Route("/status/{model_id:path}", hub.status, methods=["GET"]),
         Route("/framework/{framework}", hub.framework, methods=["GET"]),
         Route("/models/{model_id:path}/info", hub.info_route, methods=["GET"]),
-        Route("/models/{model_id:path}/health", hub.health, methods=["GET"]),
+        Route("/models/{model_id:path}/health", health.model_health, methods=["GET"]),
         Route("/models/{model_id:path}", hub.status, methods=["GET"]),
         # OpenAI
         Route("/v1/models", openai.list_models, methods=["GET"]),
@@ -129,7 +130,12 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Starle
             await engine.close()
 
     handlers: Any = {HTTPException: _http_error, Exception: _http_error}
-    app = Starlette(routes=routes(settings), lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(
+        routes=routes(settings),
+        middleware=http_middleware(settings),
+        lifespan=lifespan,
+        exception_handlers=handlers,
+    )
     app.state.inferd = state = AppState(engine=engine, settings=settings)
     if getattr(engine, "stats", None) is not None:
         state.metrics.watch_engine(engine.stats)  # type: ignore[attr-defined]

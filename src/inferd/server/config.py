@@ -24,6 +24,7 @@ from typing import Any
 
 from ..catalogue import ModelEntry
 from .engine import EngineSettings
+from .middleware import check_origin
 from .settings import ServerSettings
 
 if sys.version_info >= (3, 11):
@@ -60,6 +61,8 @@ SERVER_KEYS: dict[str, type] = {
     "preload": list,
     "allowed_dirs": list,
     "docs": bool,
+    "cors_origins": list,
+    "gzip": bool,
 }
 
 
@@ -74,6 +77,16 @@ def parse_size(value: str | int) -> int:
     base = 1024 if "i" in unit else 1000
     power = "bkmgt".index(unit[0]) if unit else 0
     return int(number * base**power)
+
+
+def cors_origins(values: list[Any], where: str) -> list[str]:
+    """The origins of `[server] cors_origins` or `--cors-origin`, checked; ConfigError naming `where` if not."""
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where} must be a list of origins (strings), got {values!r}.")
+    try:
+        return [check_origin(v) for v in values]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _entry(model_id: str, table: Any, base: ModelEntry | None, where: str) -> ModelEntry:
@@ -128,6 +141,8 @@ def _server(table: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}.")
         if key == "max_memory":
             value = parse_size(str(value))
+        if key == "cors_origins":
+            value = cors_origins(value, f"{where}: `cors_origins`")
         out[key] = value
     return out
 
@@ -170,7 +185,10 @@ def load_config(path: Path | None, base: Mapping[str, ModelEntry]) -> ServeConfi
 
 def server_settings(values: Mapping[str, Any]) -> ServerSettings:
     names = {f.name for f in dataclasses.fields(ServerSettings)}
-    return ServerSettings(**{k: v for k, v in values.items() if k in names})
+    kept = {k: v for k, v in values.items() if k in names}
+    if "cors_origins" in kept:
+        kept["cors_origins"] = tuple(kept["cors_origins"])
+    return ServerSettings(**kept)
 
 
 def engine_settings(values: Mapping[str, Any]) -> EngineSettings:

@@ -26,7 +26,7 @@ from ..catalogue import ModelEntry, model_home
 from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
 from .errors import ServerError, model_loading, overloaded
 from .generation import ModelThread, StreamScheduler
-from .registry import FAILED, LOADED, Registry, Slot
+from .registry import FAILED, LOADED, LOADING, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
 from .stats import EngineStats, Timing
 
@@ -84,14 +84,20 @@ class Engine:
             on_unload=self._on_unload,
             on_load=lambda slot, seconds, ok: self.stats.load(slot.entry.model_id, seconds, ok),
         )
+        # True while start() loads the preloads: /health answers 503 until they are done (health.py).
+        self.preloading = False
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the `preload` models now; a failure is logged and leaves the model Failed, the server up."""
         slots = [self.registry.slot(self.entry(m)) for m in self.settings.preload]
-        for slot in slots:
-            self.registry.start_load(slot)
-        await asyncio.gather(*(s.loading for s in slots if s.loading is not None), return_exceptions=True)
+        self.preloading = True
+        try:
+            for slot in slots:
+                self.registry.start_load(slot)
+            await asyncio.gather(*(s.loading for s in slots if s.loading is not None), return_exceptions=True)
+        finally:
+            self.preloading = False
 
     async def close(self) -> None:
         await self.registry.close()
@@ -138,7 +144,13 @@ class Engine:
         }
         if slot is not None and state == FAILED and slot.error is not None:
             out["error"] = str(slot.error)
+        if slot is not None and state == LOADING:
+            out["estimated_time"] = round(self.registry.estimated_time(slot), 3)
         return out
+
+    def preloads(self) -> dict[str, dict[str, Any]]:
+        """status() of each `preload` model: what /health judges the server by."""
+        return {model_id: self.status(model_id) for model_id in self.settings.preload}
 
     # ---- inference ----------------------------------------------------------------------------------------
     async def predict(

@@ -1,4 +1,7 @@
-"""Read-only routes: the Hub-shaped catalogue (/api/tasks, /api/models), model status, health, info, metrics."""
+"""Read-only routes: the Hub-shaped catalogue (/api/tasks, /api/models), model status, info, metrics.
+
+/health and /models/{id}/health are in health.py.
+"""
 
 from __future__ import annotations
 
@@ -160,22 +163,6 @@ def info(state: AppState, model_id: str | None) -> dict[str, Any]:
 @endpoint(auth=False, record=False)
 async def info_route(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse(info(state, request.path_params.get("model_id")))
-
-
-async def health(request: Request) -> Response:
-    """200 while the server answers; `GET /models/{id}/health` also checks that the model is known."""
-    model_id = request.path_params.get("model_id")
-    if model_id is not None:
-        return await _model_health(request)
-    return JSONResponse({"status": "ok"})
-
-
-@endpoint(auth=False, record=False)
-async def _model_health(request: Request, state: AppState, obs: Observation) -> Response:
-    status = state.engine.status(request.path_params["model_id"])
-    return JSONResponse(
-        {"status": "ok", **status}, status_code=503 if status.get("state") == "Failed" else 200
-    )
 
 
 async def metrics(request: Request) -> Response:

@@ -157,7 +157,7 @@ def build_openapi() -> dict[str, Any]:
         ("/api/models/{model_id}", "A model's pipeline_tag and tags (Hub shape)"),
         ("/status/{model_id}", "Whether a model is loaded"),
         ("/framework/{framework}", "Models served by a backend"),
-        ("/health", "200 while the server is up"),
+        ("/health", "200 when the preloaded models are loaded; 503 while they load or if one failed"),
         ("/info", "TGI-like server info"),
         ("/metrics", "Prometheus metrics"),
     ):

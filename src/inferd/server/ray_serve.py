@@ -158,9 +158,11 @@ def _serve_argv(flags: Mapping[str, Any]) -> list[str]:
         items = [str(v) for v in value] if isinstance(value, list) else str(value).split(",")
         if flag == "--no-docs":
             argv += [flag] if str(value).lower() in ("1", "true", "yes") else []
+        elif flag == "--gzip":
+            argv += [flag if str(value).lower() in ("1", "true", "yes") else "--no-gzip"]
         elif flag == "--preload":
             argv += [flag, *items]
-        elif flag == "--allow-dir":
+        elif flag in ("--allow-dir", "--cors-origin"):
             argv += [f"{flag}={item}" for item in items]
         else:
             argv.append(f"{flag}={value}")

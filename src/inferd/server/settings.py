@@ -1,4 +1,4 @@
-"""What the HTTP layer needs to know that the engine does not: limits, auth, and how to answer."""
+"""What the HTTP layer needs to know that the engine does not: limits, auth, CORS, and how to answer."""
 
 from __future__ import annotations
 
@@ -15,3 +15,5 @@ class ServerSettings:
     request_timeout_s: float = 60.0  # a non-streaming request taking longer answers 504
     compute_type: str = "cpu"
     docs: bool = True  # serve a Swagger UI page at /docs
+    cors_origins: tuple[str, ...] = ()  # web origins allowed to call the server from a browser ("*": any)
+    gzip: bool = False  # gzip JSON and text answers over 1 KB for clients that accept it (never streams)
