@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,35 @@ def test_torch_runtime_agrees_with_onnxruntime(minilm):
         "pets",
         "economy",
     ]
+
+
+def _with_pooling(tmp_path, **modes):
+    folder = tmp_path / "pooled"
+    shutil.copytree(resolve_source(MINILM), folder)
+    config = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    config.update({k: False for k in config if k.startswith("pooling_mode_")}, **modes)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_cls_pooling_on_onnxruntime_agrees_with_sentence_transformers(tmp_path):
+    if not importlib.util.find_spec("sentence_transformers"):
+        pytest.skip("sentence-transformers not installed: nothing to compare the [CLS] pooling with")
+    folder = _with_pooling(tmp_path, pooling_mode_cls_token=True)  # how bge models pool
+    backend = get_backend("sentence-transformers")
+    ort = backend.load(MINILM, str(folder))
+    torch_model = backend.load(dataclasses.replace(MINILM, options={"runtime": "torch"}), str(folder))
+    texts = ["The cat sat on the mat.", "Interest rates rose again this spring."]
+    ours, theirs = (np.stack(m.predict("feature-extraction", texts, {})) for m in (ort, torch_model))
+    assert np.abs(ours - theirs).max() < 1e-4
+    mean = np.stack(load(MINILM).predict("feature-extraction", texts, {}))
+    assert np.abs(ours - mean).max() > 1e-2  # the pooling setting was really used
+
+
+def test_other_poolings_are_refused_on_onnxruntime(tmp_path):
+    folder = _with_pooling(tmp_path, pooling_mode_max_tokens=True)
+    with pytest.raises(ValueError, match="mean or \\[CLS\\] token only.*use runtime 'torch'"):
+        get_backend("sentence-transformers").load(MINILM, str(folder))
 
 
 def test_minilm_prices_texts_in_tokens_up_to_its_limit(minilm):
