@@ -91,6 +91,13 @@ def machine_info(packages: Iterable[str] = ()) -> dict[str, Any]:
 
 
 # ---- servers -------------------------------------------------------------------------------------------------
+def inferd_serve(*preload: str, args: Sequence[str] = ()) -> list[str]:
+    """`inferd serve` as every bench starts it: this venv's Python, the harness's port, `preload`ed models,
+    warnings only (a log line per request would be measured as the server's work)."""
+    cmd = [sys.executable, "-m", "inferd", "serve", "--port", "{port}", "--log-level", "warning", *args]
+    return [*cmd, "--preload", *preload] if preload else cmd
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

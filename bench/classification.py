@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
     RESULTS,
     ServerSpec,
+    inferd_serve,
     load_average,
     machine_info,
     plot_grouped,
@@ -129,19 +130,7 @@ def systems(folders: dict[str, Path], config: Path, selected: list[str]) -> dict
     here = Path(__file__).resolve().parent
     found = {
         "inferd": ServerSpec(
-            [
-                py,
-                "-m",
-                "inferd",
-                "serve",
-                "--port",
-                "{port}",
-                "--config",
-                str(config),
-                "--log-level",
-                "warning",
-            ]
-            + ["--preload", *(f"bench/{t}" for t in folders)],
+            inferd_serve(*(f"bench/{t}" for t in folders), args=["--config", str(config)]),
             route=lambda task: f"/pipeline/{task}/bench/{task}",
             body=lambda task, text: {"inputs": text},
         ),

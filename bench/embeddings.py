@@ -27,6 +27,7 @@ from _harness import (  # noqa: E402
     ROOT,
     ServerSpec,
     hot_spots,
+    inferd_serve,
     load_average,
     machine_info,
     plot_grouped,
@@ -151,18 +152,7 @@ def systems(selected: list[str], variants: bool = False) -> dict[str, ServerSpec
     here = Path(__file__).resolve().parent
     found = {
         "inferd": ServerSpec(
-            [
-                py,
-                "-m",
-                "inferd",
-                "serve",
-                "--port",
-                "{port}",
-                "--preload",
-                MODEL_ID,
-                "--log-level",
-                "warning",
-            ],
+            inferd_serve(MODEL_ID),
             route=lambda w: f"/pipeline/feature-extraction/{MODEL_ID}",
             body=lambda w, text: {"inputs": text},
         ),
@@ -177,19 +167,7 @@ def systems(selected: list[str], variants: bool = False) -> dict[str, ServerSpec
         # where does inferd's time go, and what would a different default buy?
         for label, options in VARIANTS.items():
             found[f"inferd ({label})"] = ServerSpec(
-                [
-                    py,
-                    "-m",
-                    "inferd",
-                    "serve",
-                    "--port",
-                    "{port}",
-                    "--preload",
-                    MODEL_ID,
-                    "--log-level",
-                    "warning",
-                ]
-                + ["--config", str(_variant_config(label, options))],
+                inferd_serve(MODEL_ID, args=["--config", str(_variant_config(label, options))]),
                 route=lambda w: f"/pipeline/feature-extraction/{MODEL_ID}",
                 body=lambda w, text: {"inputs": text},
             )

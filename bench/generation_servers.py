@@ -40,6 +40,7 @@ from _harness import (  # noqa: E402
     Server,
     closed_loop,
     hot_spots,
+    inferd_serve,
     load_average,
     machine_info,
     plot_grouped,
@@ -166,21 +167,7 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
     ]
     llama_server += ["--n_ctx", "4096", "--model_alias", MODEL_ID]
     found = {
-        "inferd": (
-            [
-                py,
-                "-m",
-                "inferd",
-                "serve",
-                "--port",
-                "{port}",
-                "--preload",
-                MODEL_ID,
-                "--log-level",
-                "warning",
-            ],
-            "/health",
-        ),
+        "inferd": (inferd_serve(MODEL_ID), "/health"),
         "llama-cpp-python server (defaults)": (llama_server, "/v1/models"),
         "llama-cpp-python server (2 threads, no interrupts)": (
             [*llama_server, "--n_threads", str(cores()), "--n_threads_batch", str(cores())]

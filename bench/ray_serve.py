@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
     Server,
     closed_loop,
+    inferd_serve,
     load_average,
     machine_info,
     post_json,
@@ -39,7 +40,7 @@ from _harness import (  # noqa: E402
 from embeddings import MODEL_ID, make_texts  # noqa: E402
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
-SERVE = [sys.executable, "-m", "inferd", "serve", "--port", "{port}", "--preload", MODEL_ID]
+SERVE = inferd_serve(MODEL_ID)
 SYSTEMS: dict[str, tuple[list[str], dict[str, str]]] = {
     "inferd serve": (SERVE, {}),
     "Ray Serve, 1 replica": ([*SERVE, "--ray", "--replicas", "1"], RAY_ENV),
