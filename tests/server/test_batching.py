@@ -30,16 +30,23 @@ async def test_one_request_runs_alone_without_waiting():
     await batcher.close()
 
 
+async def behind_a_running_batch(batcher, rec, first, later):
+    """Submit `first` (key, inputs); once its batch holds the model, submit every request of `later`, then let
+    the model go. The results of all, in submission order."""
+    running = asyncio.create_task(batcher.submit(*first))
+    await rec.started.wait()
+    queued = [asyncio.create_task(batcher.submit(key, inputs)) for key, inputs in later]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    return await asyncio.gather(running, *queued)
+
+
 async def test_requests_arriving_during_a_batch_share_the_next_call():
     rec = Recorder()
     batcher = Batcher(rec, max_batch_size=8)
-    first = asyncio.create_task(batcher.submit("k", ["a"]))
-    await rec.started.wait()
-    rest = [asyncio.create_task(batcher.submit("k", [i])) for i in range(5)]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    assert await first == [("k", "a")]
-    assert [await t for t in rest] == [[("k", i)] for i in range(5)]
+    first, *rest = await behind_a_running_batch(batcher, rec, ("k", ["a"]), [("k", [i]) for i in range(5)])
+    assert first == [("k", "a")]
+    assert rest == [[("k", i)] for i in range(5)]
     assert rec.calls == [("k", ["a"]), ("k", [0, 1, 2, 3, 4])]
     await batcher.close()
 
@@ -47,12 +54,7 @@ async def test_requests_arriving_during_a_batch_share_the_next_call():
 async def test_different_keys_do_not_share_a_call_and_keep_their_order():
     rec = Recorder()
     batcher = Batcher(rec)
-    first = asyncio.create_task(batcher.submit("a", [0]))
-    await rec.started.wait()
-    tasks = [asyncio.create_task(batcher.submit(k, [i])) for i, k in enumerate("abab", 1)]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    await asyncio.gather(first, *tasks)
+    await behind_a_running_batch(batcher, rec, ("a", [0]), [(k, [i]) for i, k in enumerate("abab", 1)])
     assert rec.calls == [("a", [0]), ("a", [1, 3]), ("b", [2, 4])]
     await batcher.close()
 
@@ -60,12 +62,7 @@ async def test_different_keys_do_not_share_a_call_and_keep_their_order():
 async def test_max_batch_size_counts_items_not_requests():
     rec = Recorder()
     batcher = Batcher(rec, max_batch_size=4)
-    first = asyncio.create_task(batcher.submit("k", [0]))
-    await rec.started.wait()
-    tasks = [asyncio.create_task(batcher.submit("k", [i, i])) for i in range(1, 4)]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    results = await asyncio.gather(first, *tasks)
+    results = await behind_a_running_batch(batcher, rec, ("k", [0]), [("k", [i, i]) for i in range(1, 4)])
     assert results[2] == [("k", 2), ("k", 2)]
     assert [len(inputs) for _, inputs in rec.calls] == [1, 4, 2]
     await batcher.close()
@@ -78,13 +75,8 @@ def _text_cost(key, inputs):
 async def test_a_token_budget_splits_long_inputs_and_packs_short_ones():
     rec = Recorder()
     batcher = Batcher(rec, max_batch_size=100, max_batch_tokens=10, cost=_text_cost)
-    first = asyncio.create_task(batcher.submit("k", ["x"]))
-    await rec.started.wait()
     texts = ["aaaa", "bbbb", "cccc", "d", "e", "f", "g", "h", "i"]
-    tasks = [asyncio.create_task(batcher.submit("k", [t])) for t in texts]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    results = await asyncio.gather(first, *tasks)
+    results = await behind_a_running_batch(batcher, rec, ("k", ["x"]), [("k", [t]) for t in texts])
     assert results[1:] == [[("k", t)] for t in texts]
     # 4+4 fits in 10, +4 would not; then 4 + six 1-token texts = 10; arrival order is kept.
     assert [inputs for _, inputs in rec.calls] == [
@@ -98,16 +90,12 @@ async def test_a_token_budget_splits_long_inputs_and_packs_short_ones():
 async def test_a_request_over_the_token_budget_runs_alone_and_is_not_split():
     rec = Recorder()
     batcher = Batcher(rec, max_batch_tokens=4, cost=_text_cost)
-    first = asyncio.create_task(batcher.submit("k", ["x"]))
-    await rec.started.wait()
-    big = asyncio.create_task(batcher.submit("k", ["abcdef", "gh"]))
-    small = asyncio.create_task(batcher.submit("k", ["z"]))
-    await asyncio.sleep(0)
-    rec.gate.set()
-    assert await big == [("k", "abcdef"), ("k", "gh")]
-    assert await small == [("k", "z")]
+    _, big, small = await behind_a_running_batch(
+        batcher, rec, ("k", ["x"]), [("k", ["abcdef", "gh"]), ("k", ["z"])]
+    )
+    assert big == [("k", "abcdef"), ("k", "gh")]
+    assert small == [("k", "z")]
     assert [inputs for _, inputs in rec.calls] == [["x"], ["abcdef", "gh"], ["z"]]
-    await first
     await batcher.close()
 
 
@@ -115,12 +103,7 @@ async def test_without_a_cost_function_the_token_budget_is_ignored():
     rec = Recorder()
     batcher = Batcher(rec, max_batch_tokens=1)
     assert batcher.max_batch_tokens == 0
-    first = asyncio.create_task(batcher.submit("k", ["long text"]))
-    await rec.started.wait()
-    tasks = [asyncio.create_task(batcher.submit("k", ["more text"])) for _ in range(3)]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    await asyncio.gather(first, *tasks)
+    await behind_a_running_batch(batcher, rec, ("k", ["long text"]), [("k", ["more text"])] * 3)
     assert [len(inputs) for _, inputs in rec.calls] == [1, 3]
     await batcher.close()
 
