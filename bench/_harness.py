@@ -326,6 +326,11 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
+def goal(what: str, measured: Any, target: str, met: bool) -> dict[str, Any]:
+    """One row of a bench's goals table (issue 5's targets), as docs/benchmarks.md shows them."""
+    return {"goal": what, "measured": measured, "target": target, "met": bool(met)}
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if not a or not b:
         return None

@@ -26,6 +26,7 @@ from _harness import (  # noqa: E402
     RESULTS,
     ROOT,
     ServerSpec,
+    goal,
     hot_spots,
     inferd_serve,
     load_average,
@@ -209,7 +210,7 @@ def goals(rows: list[dict[str, Any]], raw: dict[str, dict[str, float]]) -> list[
         if us64 and best_inf:
             r = ratio(us64["throughput"], best_inf["throughput"])
             out.append(
-                _goal(
+                goal(
                     f"{label}: c=64 throughput vs {best_inf['system']}",
                     r,
                     ">= 1.0x",
@@ -217,7 +218,7 @@ def goals(rows: list[dict[str, Any]], raw: dict[str, dict[str, float]]) -> list[
                 )
             )
             out.append(
-                _goal(
+                goal(
                     f"{label}: c=64 p99 vs {best_inf['system']}",
                     f"{us64['p99_ms']:.0f} ms vs {best_inf['p99_ms']:.0f} ms",
                     "no worse",
@@ -226,24 +227,18 @@ def goals(rows: list[dict[str, Any]], raw: dict[str, dict[str, float]]) -> list[
             )
         if us64 and naive64:
             r = ratio(us64["throughput"], naive64["throughput"])
-            out.append(
-                _goal(f"{label}: c=64 throughput vs naive app", r, ">= 3x", r is not None and r >= 3.0)
-            )
+            out.append(goal(f"{label}: c=64 throughput vs naive app", r, ">= 3x", r is not None and r >= 3.0))
         if us64 and limit:
             r = ratio(us64["throughput"], limit)
             out.append(
-                _goal(f"{label}: c=64 throughput vs raw encode()", r, ">= 0.8x", r is not None and r >= 0.8)
+                goal(f"{label}: c=64 throughput vs raw encode()", r, ">= 0.8x", r is not None and r >= 0.8)
             )
         if us1 and naive1:
             d = round(us1["p50_ms"] - naive1["p50_ms"], 2)
             out.append(
-                _goal(f"{label}: c=1 p50 latency minus naive app's", f"{d:+.2f} ms", "<= +2 ms", d <= 2.0)
+                goal(f"{label}: c=1 p50 latency minus naive app's", f"{d:+.2f} ms", "<= +2 ms", d <= 2.0)
             )
     return out
-
-
-def _goal(what: str, measured: Any, target: str, met: bool) -> dict[str, Any]:
-    return {"goal": what, "measured": measured, "target": target, "met": bool(met)}
 
 
 def main() -> None:

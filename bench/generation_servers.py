@@ -39,6 +39,7 @@ from _harness import (  # noqa: E402
     RESULTS,
     Server,
     closed_loop,
+    goal,
     hot_spots,
     inferd_serve,
     load_average,
@@ -276,28 +277,22 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     if raw and ours1:
         r = ratio(ours1["stream_tok_s"], raw["stream_tok_s"])
-        out.append(
-            _goal("1 stream: tokens/s vs raw llama.cpp call", r, ">= 0.9x", r is not None and r >= 0.9)
-        )
+        out.append(goal("1 stream: tokens/s vs raw llama.cpp call", r, ">= 0.9x", r is not None and r >= 0.9))
     if theirs1 and ours1 and ours1["ttft_p50_ms"] is not None and theirs1["ttft_p50_ms"] is not None:
         d = round(ours1["ttft_p50_ms"] - theirs1["ttft_p50_ms"], 1)
         out.append(
-            _goal("1 stream: TTFT minus llama-cpp-python server's", f"{d:+.1f} ms", "<= +20 ms", d <= 20)
+            goal("1 stream: TTFT minus llama-cpp-python server's", f"{d:+.1f} ms", "<= +20 ms", d <= 20)
         )
     if ours8:
         out.append(
-            _goal("8 streams: inferd streams cut short", ours8["cut_short"], "0", ours8["cut_short"] == 0)
+            goal("8 streams: inferd streams cut short", ours8["cut_short"], "0", ours8["cut_short"] == 0)
         )
     if ours8 and theirs8:
         r = ratio(ours8["aggregate_tok_s"], theirs8["aggregate_tok_s"])
         out.append(
-            _goal("8 streams: aggregate tokens/s vs its server", r, "> 1.0x", r is not None and r > 1.0)
+            goal("8 streams: aggregate tokens/s vs its server", r, "> 1.0x", r is not None and r > 1.0)
         )
     return out
-
-
-def _goal(what: str, measured: Any, target: str, met: bool) -> dict[str, Any]:
-    return {"goal": what, "measured": measured, "target": target, "met": bool(met)}
 
 
 def main() -> None:
