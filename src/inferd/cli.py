@@ -97,13 +97,15 @@ _NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
 def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
     """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
     from .catalogue import default_catalogue
-    from .server.config import cors_origins, load_config, parse_size
+    from .server.config import check_not_negative, cors_origins, load_config, parse_size
 
     config = load_config(args.config, default_catalogue())
     values = dict(config.server)
     if os.environ.get("INFERD_API_KEY"):
         values["api_key"] = os.environ["INFERD_API_KEY"]
     flags = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_SERVER_VALUES}
+    for key, value in flags.items():
+        check_not_negative(key, value, "flags")
     for key in ("max_memory", "max_json_bytes", "max_media_bytes"):
         if key in flags:
             flags[key] = parse_size(flags[key])

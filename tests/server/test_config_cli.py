@@ -62,6 +62,7 @@ max_batch_size = 64
         ('[models."org/base"]\ntask = "typo"\n', "unknown key `task`"),
         ('[models."org/base"]\ntasks = "fill-mask"\n', "`tasks` must be a list"),
         ('[server]\nport = "80"\n', "`port` must be int"),
+        ("[server]\nmax_queue_per_model = -1\n", "`max_queue_per_model` must be >= 0"),
         ('[models."org/base"]\nmax_batch_tokens = -1\n', "`max_batch_tokens` must be a whole number"),
         ('[models."org/base"]\nmax_batch_size = "big"\n', "`max_batch_size` must be a whole number"),
         ('[server]\nmax_memory = "lots"\n', "not a size"),
@@ -103,3 +104,8 @@ def test_replicas_need_ray(capsys):
     assert main(["serve", "--replicas", "2"]) == 2
     assert "--replicas needs --ray" in capsys.readouterr().err
     assert main(["serve", "--ray", "--replicas", "0"]) == 2
+
+
+def test_serve_refuses_negative_flags(capsys):
+    assert main(["serve", "--max-batch-tokens", "-5"]) == 2
+    assert "`max_batch_tokens` must be >= 0" in capsys.readouterr().err

@@ -125,6 +125,12 @@ def _entry(model_id: str, table: Any, base: ModelEntry | None, where: str) -> Mo
     return ModelEntry(model_id=model_id, **fields)
 
 
+def check_not_negative(key: str, value: Any, where: str) -> None:
+    """Counts, sizes and timeouts below zero mean nothing: refuse them instead of clamping them silently."""
+    if SERVER_KEYS.get(key) in (int, float) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where}: `{key}` must be >= 0, got {value!r}.")
+
+
 def _server(table: Any, where: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table.")
@@ -139,6 +145,7 @@ def _server(table: Any, where: str) -> dict[str, Any]:
             value = str(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}.")
+        check_not_negative(key, value, where)
         if key == "max_memory":
             value = parse_size(str(value))
         if key == "cors_origins":
