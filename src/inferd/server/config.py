@@ -63,6 +63,11 @@ SERVER_KEYS: dict[str, type] = {
     "docs": bool,
     "cors_origins": list,
     "gzip": bool,
+    "max_client_batch_size": int,
+    "max_image_pixels": int,
+    "max_image_side": int,
+    "max_image_aspect": float,
+    "max_audio_seconds": float,
 }
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ERROR_STATUS
+
+
+# `<_io.BytesIO object at 0x7f...>`: what third-party messages (Pillow, libsndfile) say about our objects.
+_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def without_reprs(message: str) -> str:
+    """`message` without object reprs: they tell a client nothing and leak the server's memory layout."""
+    return _REPR.sub("", message)
 
 
 class ServerError(Exception):
@@ -28,7 +38,7 @@ class ServerError(Exception):
         self.extra = dict(extra or {})  # e.g. {"estimated_time": 12.0} on a loading 503
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.message, "error_type": self.error_type, **self.extra}
+        return {"error": without_reprs(self.message), "error_type": self.error_type, **self.extra}
 
 
 def model_loading(model_id: str, estimated_time: float) -> ServerError:

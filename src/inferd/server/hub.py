@@ -151,7 +151,7 @@ def info(state: AppState, model_id: str | None) -> dict[str, Any]:
         "max_input_tokens": None,
         "max_total_tokens": None,
         "validation_workers": 1,
-        "max_client_batch_size": getattr(engine_settings, "max_batch_size", None),
+        "max_client_batch_size": state.settings.max_client_batch_size,
         "router": "inferd",
         "version": __version__,
         "sha": None,

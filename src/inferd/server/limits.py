@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import ServerError
 
@@ -27,6 +27,16 @@ def check_api_key(request: Request, api_key: str | None) -> None:
         )
 
 
+def check_client_batch(count: int, limit: int, where: str) -> None:
+    """413 when one request carries more inputs than `--max-client-batch-size` (what /info reports)."""
+    if count > limit:
+        raise ServerError(
+            f"`{where}` has {count} items; this server takes at most {limit} inputs per request "
+            "(--max-client-batch-size, reported by GET /info as max_client_batch_size).",
+            "payload_too_large",
+        )
+
+
 def _too_large(limit: int) -> ServerError:
     return ServerError(
         f"The request body is larger than this server's limit of {limit} bytes.", "payload_too_large"
@@ -40,11 +50,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body: nobody to answer, and not the server's fault (499, not 500)
+        raise ClientGone() from None
     return b"".join(chunks)
 
 

@@ -1,6 +1,6 @@
-"""Every decode and encode of images and audio the server does, in one place.
+"""Base64 in, and the encoding of images and audio the server answers with.
 
-Decoding refuses what it cannot read with a 400 that names the input; the server never fetches a URL.
+Decoding what a client sends (with its size limits) is media_limits.py; the server never fetches a URL.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import re
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..tasks import Audio
 from .errors import ServerError
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
-# Decompression bombs: PIL warns above this many pixels; refuse them outright.
-Image.MAX_IMAGE_PIXELS = 64_000_000
 
 
 def b64decode(value: Any, where: str) -> bytes:
@@ -41,34 +39,6 @@ def b64decode(value: Any, where: str) -> bytes:
             return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             raise ServerError(f"`{where}` is not valid base64.") from None
-
-
-def decode_image(data: bytes, where: str = "inputs") -> Image.Image:
-    if not data:
-        raise ServerError(f"`{where}` is empty: send an image.")
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ServerError(
-            f"`{where}` is not an image this server can read (PNG, JPEG, WebP, ...): {exc}"
-        ) from None
-
-
-def decode_audio(data: bytes, where: str = "inputs") -> Audio:
-    """WAV, FLAC or OGG bytes -> mono float32 Audio at the file's own rate."""
-    if not data:
-        raise ServerError(f"`{where}` is empty: send audio (WAV, FLAC or OGG).")
-    import soundfile
-
-    try:
-        array, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (RuntimeError, ValueError, TypeError, soundfile.LibsndfileError) as exc:
-        raise ServerError(f"`{where}` is not audio this server can read (WAV, FLAC or OGG): {exc}") from None
-    if array.size == 0:
-        raise ServerError(f"`{where}` holds no audio samples.")
-    return Audio(array=np.ascontiguousarray(array.mean(axis=1), dtype=np.float32), sampling_rate=int(rate))
 
 
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP"}

@@ -18,6 +18,7 @@ import orjson
 from ..tasks import TASKS, InputKind, ParameterError, Task
 from . import media
 from .errors import ServerError
+from .media_limits import MediaLimits, decode_audio, decode_image
 
 _MEDIA_KINDS = (InputKind.IMAGE, InputKind.AUDIO)
 _BINARY_TYPES = ("image/", "audio/", "video/", "application/octet-stream")
@@ -30,6 +31,8 @@ _EXTRA_KEYS = {
     InputKind.TABLE: {"table"},
     InputKind.TABLE_QUERY: {"table", "query"},
 }
+# JSON nesting a request may have: real bodies (chat messages with content parts, tables) use under 8.
+MAX_JSON_DEPTH = 64
 # Tasks that take one text per request (their answer is one object, not one per input).
 _SINGLE_TEXT = {"text-generation", "text-to-speech", "text-to-image"}
 
@@ -64,6 +67,7 @@ def _type_name(value: Any) -> str:
 
 
 def parse_body(data: bytes, content_type: str | None) -> Body:
+    """The body as JSON, text or binary; JSON nested deeper than MAX_JSON_DEPTH or text with NULs answer 400."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if not data:
         raise ServerError('The request body is empty: send JSON {"inputs": ...}, text, or image/audio bytes.')
@@ -72,14 +76,59 @@ def parse_body(data: bytes, content_type: str | None) -> Body:
     head = data.lstrip()[:1]
     if ctype == "application/json" or ctype.endswith("+json") or head in (b"{", b"[", b'"'):
         try:
-            return Body("json", orjson.loads(data), ctype)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             if ctype == "application/json" or head in (b"{", b"["):
                 raise ServerError(f"The request body is not valid JSON: {exc}.") from None
+        else:
+            check_json(value)
+            return Body("json", value, ctype)
     try:
-        return Body("text", data.decode("utf-8"), ctype)
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return Body("binary", data, ctype)
+    if "\x00" in text:
+        raise _nul("body")
+    return Body("text", text, ctype)
+
+
+def _nul(where: str) -> ServerError:
+    return ServerError(
+        f"`{where}` holds a NUL character (\\u0000); text inputs may not contain it (C libraries the models "
+        "use stop reading at it)."
+    )
+
+
+def check_json(value: Any) -> None:
+    """400 for JSON nested deeper than MAX_JSON_DEPTH, or holding a NUL character in a string or key.
+
+    Iterative, so that checking a deep body cannot itself overflow the stack; deep bodies otherwise reached
+    code that recurses (1,000 levels of `parameters` made the engine's json.dumps raise RecursionError: 500).
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if isinstance(node, dict):
+            items: Any = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                raise _nul(where or "body")
+            continue
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise ServerError(
+                f"The request body nests objects and lists more than {MAX_JSON_DEPTH} levels deep "
+                f"(at `{where}`); this server takes at most {MAX_JSON_DEPTH}."
+            )
+        for key, child in items:
+            if isinstance(key, str) and "\x00" in key:
+                raise _nul(f"{where}.<key>" if where else "<key>")
+            if isinstance(child, (dict, list, str)):
+                path = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else key)
+                stack.append((child, depth + 1, path))
 
 
 def _text(value: Any, where: str) -> str:
@@ -301,12 +350,22 @@ def resolve(model_id: str, served: Sequence[str], route_task: str | None, body: 
     raise first_error
 
 
-def decode_media(request: HfRequest) -> None:
-    """Decode image/audio bytes in place (CPU work: call from a worker thread)."""
+def input_count(request: HfRequest) -> tuple[int, str]:
+    """How many inputs `request` carries and the field holding them: what --max-client-batch-size bounds."""
+    kind = request.task.input_kind
+    if kind is InputKind.SENTENCES:
+        return sum(len(i["sentences"]) for i in request.inputs), "inputs.sentences"
+    if kind is InputKind.TABLE:  # tabular classification and regression answer one value per row
+        return sum(len(next(iter(t.values()), [])) for t in request.inputs), "table"
+    return len(request.inputs), "inputs"
+
+
+def decode_media(request: HfRequest, limits: MediaLimits) -> None:
+    """Decode image/audio bytes in place, within `limits` (CPU work: call from a worker thread)."""
     kind = request.task.input_kind
     if kind is InputKind.IMAGE:
-        request.inputs = [media.decode_image(b) for b in request.inputs]
+        request.inputs = [decode_image(b, "inputs", limits) for b in request.inputs]
     elif kind is InputKind.AUDIO:
-        request.inputs = [media.decode_audio(b) for b in request.inputs]
+        request.inputs = [decode_audio(b, "inputs", limits) for b in request.inputs]
     elif kind is InputKind.IMAGE_QUESTION:
-        request.inputs = [{**i, "image": media.decode_image(i["image"], "image")} for i in request.inputs]
+        request.inputs = [{**i, "image": decode_image(i["image"], "image", limits)} for i in request.inputs]

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .media_limits import MediaLimits
+
+# Inputs one request may carry, on every route (HF lists, TEI /embed, OpenAI `input`...): OpenAI's limit for
+# embeddings, and what /info reports as TGI's max_client_batch_size.
+MAX_CLIENT_BATCH_SIZE = 2048
+_MEDIA = MediaLimits()
+
 
 @dataclass
 class ServerSettings:
@@ -17,3 +24,18 @@ class ServerSettings:
     docs: bool = True  # serve a Swagger UI page at /docs
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the server from a browser ("*": any)
     gzip: bool = False  # gzip JSON and text answers over 1 KB for clients that accept it (never streams)
+    max_client_batch_size: int = MAX_CLIENT_BATCH_SIZE  # inputs per request, any route (413 above)
+    # Per image or audio input, checked from the file's header before decoding (see media_limits.py).
+    max_image_pixels: int = _MEDIA.max_image_pixels
+    max_image_side: int = _MEDIA.max_image_side
+    max_image_aspect: float = _MEDIA.max_image_aspect
+    max_audio_seconds: float = _MEDIA.max_audio_seconds
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(
+            max_image_pixels=self.max_image_pixels,
+            max_image_side=self.max_image_side,
+            max_image_aspect=self.max_image_aspect,
+            max_audio_seconds=self.max_audio_seconds,
+        )

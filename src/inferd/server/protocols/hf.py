@@ -15,7 +15,7 @@ from ...tasks import InputKind
 from .. import payload, results
 from ..errors import ServerError
 from ..hub import no_model_message
-from ..limits import read_body, unless_disconnected
+from ..limits import check_client_batch, read_body, unless_disconnected
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
@@ -84,12 +84,14 @@ async def inference(request: Request, state: AppState, obs: Observation) -> Resp
     body = payload.parse_body(data, request.headers.get("content-type"))
     req = payload.resolve(model_id, entry.tasks, request.path_params.get("task"), body)
     req.wait_for_model = wants_to_wait(request, req.wait_for_model)
+    count, where = payload.input_count(req)
+    check_client_batch(count, state.settings.max_client_batch_size, where)
     task = req.task.name
     obs.task = task
     if task == "text-generation":
         return await tgi.compat(request, state, obs, model_id, req)
     if req.task.input_kind in _MEDIA_INPUTS:
-        await run_in_threadpool(payload.decode_media, req)
+        await run_in_threadpool(payload.decode_media, req, state.settings.media_limits)
     work = state.engine.predict(model_id, task, req.inputs, req.parameters, wait_for_model=req.wait_for_model)
     answers = await unless_disconnected(request, work, state.settings.request_timeout_s)
     if not isinstance(answers, list) or len(answers) != len(req.inputs):

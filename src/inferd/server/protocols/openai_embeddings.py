@@ -25,13 +25,13 @@ from starlette.responses import Response
 
 from ...backends.base import estimate_tokens
 from ..errors import ServerError
+from ..limits import check_client_batch
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
 from .embeddings import check_parameters, embed
 from .openai import bad, json_body, model_for
 
-MAX_INPUTS = 2048  # OpenAI's limit per request
 ENCODINGS = ("float", "base64")
 
 
@@ -39,7 +39,7 @@ def _is_token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def texts_of(body: Mapping[str, Any], model_id: str) -> list[str]:
+def texts_of(body: Mapping[str, Any], model_id: str, max_inputs: int) -> list[str]:
     value = body.get("input")
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
@@ -50,8 +50,7 @@ def texts_of(body: Mapping[str, Any], model_id: str) -> list[str]:
             "(LangChain's OpenAIEmbeddings sends token ids unless `check_embedding_ctx_length=False`).",
             "input",
         )
-    if len(items) > MAX_INPUTS:
-        raise bad(f"`input` has {len(items)} items; at most {MAX_INPUTS} per request.", "input")
+    check_client_batch(len(items), max_inputs, "input")
     for i, text in enumerate(items):
         if not isinstance(text, str):
             raise bad(f"`input[{i}]` must be a string, got {type(text).__name__}.", "input")
@@ -81,7 +80,7 @@ async def embeddings(request: Request, state: AppState, obs: Observation) -> Res
     body = await json_body(request, state, "`input`")
     model_id = model_for(request, state, body, ("feature-extraction",), "embedding")
     obs.model, obs.task = model_id, "feature-extraction"
-    texts = texts_of(body, model_id)
+    texts = texts_of(body, model_id, state.settings.max_client_batch_size)
     encoding = body.get("encoding_format") or "float"
     if encoding not in ENCODINGS:
         raise bad(f"`encoding_format` must be one of {list(ENCODINGS)}, got {encoding!r}.", "encoding_format")

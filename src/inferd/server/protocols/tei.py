@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from ..errors import ServerError
 from ..hub import no_model_message
-from ..limits import read_body, unless_disconnected
+from ..limits import check_client_batch, read_body, unless_disconnected
 from ..metrics import Observation
 from ..payload import parse_body
 from ..respond import JSONResponse
@@ -71,9 +71,10 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _texts(value: Any, where: str) -> list[str]:
+def _texts(value: Any, where: str, limit: int) -> list[str]:
     if not isinstance(value, list) or not value:
         raise ServerError(f"`{where}` must be a non-empty list of strings.")
+    check_client_batch(len(value), limit, where)
     return [_text(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
@@ -98,7 +99,8 @@ async def embed_route(request: Request, state: AppState, obs: Observation) -> Re
     model_id = _model(request, state, obs, "feature-extraction")
     body = await _body(request, state, '{"inputs": str | [str], "normalize", "truncate", ...}')
     inputs = body.get("inputs")
-    texts = [_text(inputs, "inputs")] if isinstance(inputs, str) else _texts(inputs, "inputs")
+    limit = state.settings.max_client_batch_size
+    texts = [_text(inputs, "inputs")] if isinstance(inputs, str) else _texts(inputs, "inputs", limit)
     params = check_parameters({"normalize": True, **_picked(body, _EMBED_KEYS)})
     vectors = await embed(request, state, model_id, texts, params)
     headers = _headers(state, obs, sum(map(len, texts)))
@@ -115,7 +117,7 @@ async def similarity_route(request: Request, state: AppState, obs: Observation) 
     if not isinstance(inputs, dict):
         raise ServerError('`inputs` must be an object {"source_sentence": str, "sentences": [str]}.')
     source = _text(inputs.get("source_sentence"), "inputs.source_sentence")
-    sentences = _texts(inputs.get("sentences"), "inputs.sentences")
+    sentences = _texts(inputs.get("sentences"), "inputs.sentences", state.settings.max_client_batch_size)
     options = body.get("parameters") or {}
     if not isinstance(options, dict):
         raise ServerError("`parameters` must be an object.")
@@ -131,7 +133,7 @@ async def rerank_route(request: Request, state: AppState, obs: Observation) -> R
     obs.task = "rerank"
     body = await _body(request, state, '{"query": str, "texts": [str]}')
     query = _text(body.get("query"), "query")
-    texts = _texts(body.get("texts"), "texts")
+    texts = _texts(body.get("texts"), "texts", state.settings.max_client_batch_size)
     return_text = _flag(body, "return_text")
     _flag(body, "raw_scores")  # checked, then moot: cosines either way (see the module's docstring)
     params = check_parameters(_picked(body, _TRUNCATION_KEYS))
@@ -180,6 +182,7 @@ async def predict_route(request: Request, state: AppState, obs: Observation) -> 
     model_id = _model(request, state, obs, "text-classification")
     body = await _body(request, state, '{"inputs": str | [str, str] | [[str], ...]}')
     texts, batched = predict_inputs(body.get("inputs"), model_id)
+    check_client_batch(len(texts), state.settings.max_client_batch_size, "inputs")
     params = {"function_to_apply": "none"} if _flag(body, "raw_scores") else {}
     _flag(body, "truncate")
     work = state.engine.predict(
