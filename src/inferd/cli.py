@@ -40,7 +40,9 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-image-pixels", type=int, help="pixels per input image, width x height (64000000)")
     p.add_argument("--max-image-side", type=int, help="pixels per side of an input image (16384)")
-    p.add_argument("--max-image-aspect", type=float, help="longer side / shorter side of an input image (100)")
+    p.add_argument(
+        "--max-image-aspect", type=float, help="longer side / shorter side of an input image (100)"
+    )
     p.add_argument("--max-audio-seconds", type=float, help="duration of an input audio file (600)")
     p.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="seconds per request (60)")
     p.add_argument("--max-batch-size", type=int, help="largest batch a model runs (32)")

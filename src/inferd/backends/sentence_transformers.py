@@ -30,6 +30,7 @@ import numpy as np
 
 from ._bert_onnx import default_threads
 from .base import Backend, InputError, Model
+from .weights import check_finite_weights
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
@@ -229,7 +230,9 @@ class _OrtBertEncoder(_Encoder):
         self.max_tokens, self.prompts = _st_config(folder)
         self.max_tokens = min(self.max_tokens, int(config.get("max_position_embeddings", 512)))
         self.dim = int(config["hidden_size"])
-        self.bert = BertSession(load_file(str(folder / "model.safetensors")), config, threads)
+        weights = load_file(str(folder / "model.safetensors"))
+        check_finite_weights(weights.items(), str(folder))
+        self.bert = BertSession(weights, config, threads)
         self.nbytes = self.bert.nbytes
         self._tokenizers: dict[str, Any] = {}
         for direction in ("right", "left"):
@@ -268,6 +271,7 @@ class _TorchEncoder(_Encoder):
 
         torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(folder), device="cpu")
+        check_finite_weights(self.model.named_parameters(), str(folder))
         self.max_tokens = int(self.model.max_seq_length or 512)
         get_dim = getattr(self.model, "get_embedding_dimension", None)  # renamed in sentence-transformers 5.x
         get_dim = get_dim or self.model.get_sentence_embedding_dimension

@@ -25,6 +25,7 @@ from ..backends import Generation, InputError, StreamStep, TextGenerator
 from ..catalogue import ModelEntry, model_home
 from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
 from .errors import ServerError, model_loading, overloaded
+from .finite import NonFiniteOutput, checked_predict
 from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, LOADING, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
@@ -230,7 +231,7 @@ class Engine:
                 model, thread = slot.model, slot.thread
                 if model is None or thread is None:
                     raise RuntimeError(f"model {model_id} was unloaded")
-                return await thread.call(model.predict, key.task, inputs, key.parameters)
+                return await thread.call(checked_predict, model, key.task, inputs, key.parameters)
 
             def cost(key: Any, inputs: Sequence[Any]) -> int:
                 model = slot.model  # models that do not price their inputs answer 0: items only
@@ -247,7 +248,8 @@ class Engine:
                 max_wait_s=s.max_batch_wait_s,
                 max_queue=s.max_queue_per_model,
                 on_batch=on_batch,
-                split_on=lambda exc: isinstance(exc, InputError),
+                # Both may come from one request's inputs: re-run the batch one request at a time.
+                split_on=lambda exc: isinstance(exc, (InputError, NonFiniteOutput)),
                 prefetch=s.prefetch_batches,
             )
         return batcher
@@ -271,6 +273,9 @@ class Engine:
             return exc
         if isinstance(exc, InputError):
             return ServerError(str(exc) or "Invalid inputs for this model.", "validation")
+        if isinstance(exc, NonFiniteOutput):
+            log.error("Model fault: model %s answered NaN or infinity (%s)", entry.model_id, exc)
+            return ServerError(f"Model {entry.model_id} answered NaN or infinity: a model fault.", "internal")
         if isinstance(exc, BatchMismatchError):
             return ServerError(f"Model {entry.model_id} returned a wrong number of results.", "internal")
         log.error("Model %s failed", entry.model_id, exc_info=exc)

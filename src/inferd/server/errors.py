@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import ERROR_STATUS
 
-
 # `<_io.BytesIO object at 0x7f...>`: what third-party messages (Pillow, libsndfile) say about our objects.
 _REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
 

@@ -132,9 +132,7 @@ def check_audio_header(rate: int, channels: int, frames: int, where: str, limits
             f"{MAX_AUDIO_RATE} Hz."
         )
     if not 1 <= channels <= MAX_AUDIO_CHANNELS:
-        raise _bad_shape(
-            f"`{where}` has {channels} channels; this server takes 1 to {MAX_AUDIO_CHANNELS}."
-        )
+        raise _bad_shape(f"`{where}` has {channels} channels; this server takes 1 to {MAX_AUDIO_CHANNELS}.")
     seconds = frames / rate
     if seconds > limits.max_audio_seconds:
         raise _too_large(

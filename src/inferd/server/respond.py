@@ -67,7 +67,12 @@ def openai_error_body(err: ServerError, param: str | None = None) -> dict[str, A
     kind = _OPENAI_TYPES.get(err.status_code, "server_error")
     # `error_type` beside the envelope: inferd's and HF's clients pick the exception class from it.
     return {
-        "error": {"message": without_reprs(err.message), "type": kind, "param": param, "code": err.error_type},
+        "error": {
+            "message": without_reprs(err.message),
+            "type": kind,
+            "param": param,
+            "code": err.error_type,
+        },
         "error_type": err.error_type,
     }
 

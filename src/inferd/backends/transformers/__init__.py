@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..base import Backend, InputError, Model, estimate_tokens
+from ..weights import check_finite_weights
 from ._common import Runner, UnsafeModelError, check_folder, check_params, configure_threads, module_bytes
 
 if TYPE_CHECKING:
@@ -161,6 +162,11 @@ class TransformersBackend(Backend):
         for task in tasks:
             cls = _runner_class(task)
             runners[task] = cls(entry, path, shared) if cls.shares_model else cls(entry, path)  # type: ignore[call-arg]
+        for runner in runners.values():
+            for module in runner.modules():
+                named = getattr(module, "named_parameters", None)
+                if named is not None:
+                    check_finite_weights(named(), f"Model '{entry.model_id}'")
         return PipelineModel(entry, runners)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..base import GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from ..weights import check_finite_weights
 from ._common import load_kwargs, module_bytes
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class TransformersGenerator(TextGenerator):
             path, local_files_only=True, trust_remote_code=entry.trust_remote_code
         )
         self.model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs(entry)).eval()
+        check_finite_weights(self.model.named_parameters(), f"Model {entry.model_id}")
         self.tasks = tuple(entry.tasks)
         self.approximations = dict(entry.approximations)
         eos = self.model.generation_config.eos_token_id

@@ -50,10 +50,12 @@ def accelerate(pipe: Any, entry: ModelEntry, path: str) -> int:
     from safetensors.numpy import load_file
 
     from .._bert_onnx import BertSession
+    from ..weights import check_finite_weights
 
     folder = Path(path)
     config = json.loads((folder / "config.json").read_text())
     weights = load_file(str(folder / "model.safetensors"))
+    check_finite_weights(weights.items(), f"Model {entry.model_id}")
     session = BertSession(weights, config, int(entry.options.get("threads", 0)))
     kind = _HEADS[config["architectures"][0]]
     pipe.model = OrtForward(pipe.model, session, _head(kind, weights))
