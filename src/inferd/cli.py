@@ -162,9 +162,17 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.app import create_app
     from .server.config import engine_settings, server_settings
     from .server.engine import Engine
+    from .server.http_protocol import http_protocol_class
 
     app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=30,
+        http=http_protocol_class(),  # unparseable requests answered in the JSON error envelope
+    )
     return 0
 
 

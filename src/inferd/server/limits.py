@@ -27,6 +27,16 @@ def check_api_key(request: Request, api_key: str | None) -> None:
         )
 
 
+# Longer request targets answer 414. nginx's large_client_header_buffers is 8 KB; real routes are < 300 bytes.
+MAX_URL_BYTES = 8192
+
+
+def url_too_long() -> ServerError:
+    return ServerError(
+        f"The request URL is over {MAX_URL_BYTES} bytes; this server takes at most that.", status_code=414
+    )
+
+
 def check_client_batch(count: int, limit: int, where: str) -> None:
     """413 when one request carries more inputs than `--max-client-batch-size` (what /info reports)."""
     if count > limit:

@@ -1,4 +1,5 @@
-"""The optional HTTP layers around the app, both off by default: CORS (`--cors-origin`) and gzip (`--gzip`).
+"""The HTTP layers around the app: a URL length guard, and CORS (`--cors-origin`) and gzip (`--gzip`), both
+off by default.
 
     Starlette(routes=..., middleware=http_middleware(ServerSettings(cors_origins=("*",), gzip=True)))
 
@@ -16,6 +17,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .limits import MAX_URL_BYTES, url_too_long
+from .respond import error_response
 from .settings import ServerSettings
 
 # What browser clients of the three protocols send beyond the CORS-safelisted headers: the API key, JSON,
@@ -79,9 +82,24 @@ def check_origin(origin: str) -> str:
     )
 
 
+class UrlLengthGuard:
+    """414 in the error envelope for a URL over MAX_URL_BYTES (for servers whose parser lets it through)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope.get("raw_path") or scope["path"].encode()
+            if len(path) + len(scope.get("query_string", b"")) > MAX_URL_BYTES:
+                await error_response(url_too_long())(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def http_middleware(settings: ServerSettings) -> list[Middleware]:
-    """The layers `settings` asks for, outermost first (none by default)."""
-    layers: list[Middleware] = []
+    """The layers `settings` asks for, outermost first: the URL guard, then CORS and gzip (off by default)."""
+    layers: list[Middleware] = [Middleware(UrlLengthGuard)]
     if settings.cors_origins:
         layers.append(
             Middleware(
