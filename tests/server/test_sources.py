@@ -214,3 +214,18 @@ def test_the_engine_serves_an_id_found_in_the_local_hub_cache(hub_cache, tmp_pat
     assert engine.status("org/tagged")["framework"] == "transformers"
     with pytest.raises(ServerError, match="neither in the server's catalogue nor in the local"):
         engine.entry("org/absent")
+
+
+def test_the_config_files_folder_is_allowed_besides_allow_dir(tmp_path):
+    """Issue 10, row 16, decided: a `path:` model in the config file's own folder loads although `--allow-dir`
+    names other folders. Whoever writes the config file chose that folder; its subfolders only, never its
+    parent or its siblings (README, "Where models may come from")."""
+    config_dir, elsewhere, sibling = tmp_path / "conf", tmp_path / "models", tmp_path / "sibling"
+    for folder in (config_dir / "m", elsewhere, sibling / "m"):
+        folder.mkdir(parents=True)
+    expected = (config_dir / "m").resolve()
+    for source in ("path:m", "path:./m", f"path:{config_dir / 'm'}"):
+        assert resolve_source(entry(source), allowed_dirs=(elsewhere,), config_dir=config_dir) == expected
+    for source in ("path:../sibling/m", f"path:{sibling / 'm'}"):
+        with pytest.raises(SourceError):
+            resolve_source(entry(source), allowed_dirs=(elsewhere,), config_dir=config_dir)
