@@ -109,3 +109,23 @@ def test_replicas_need_ray(capsys):
 def test_serve_refuses_negative_flags(capsys):
     assert main(["serve", "--max-batch-tokens", "-5"]) == 2
     assert "`max_batch_tokens` must be >= 0" in capsys.readouterr().err
+
+
+def test_input_limits_come_from_flags_and_the_config_file(tmp_path):
+    from inferd.server.config import server_settings
+
+    path = write(
+        tmp_path, "[server]\nmax_image_side = 512\nmax_audio_seconds = 30\nmax_client_batch_size = 64\n"
+    )
+    args = build_parser().parse_args(
+        ["serve", "--config", str(path), "--max-image-pixels", "1000000", "--max-client-batch-size", "16"]
+    )
+    settings = server_settings(_serve_values(args))
+    assert (settings.max_image_side, settings.max_image_pixels, settings.max_audio_seconds) == (
+        512,
+        10**6,
+        30.0,
+    )
+    assert settings.max_client_batch_size == 16 and settings.max_image_aspect == 100.0
+    with pytest.raises(ConfigError, match="max_audio_seconds"):
+        load_config(write(tmp_path, "[server]\nmax_audio_seconds = -1\n"), BASE)
