@@ -32,7 +32,8 @@ from ..payload import parse_body
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
 from .embeddings import check_parameters, embed, similarities
-from .hf import approximation_headers, wants_to_wait
+from ..waiting import waits_for_model
+from .hf import approximation_headers
 
 _EMBED_KEYS = ("normalize", "truncate", "truncation_direction", "prompt_name", "dimensions")
 _TRUNCATION_KEYS = ("truncate", "truncation_direction")
@@ -183,7 +184,7 @@ async def predict_route(request: Request, state: AppState, obs: Observation) -> 
     params = {"function_to_apply": "none"} if _flag(body, "raw_scores") else {}
     _flag(body, "truncate")
     work = state.engine.predict(
-        model_id, "text-classification", texts, params, wait_for_model=wants_to_wait(request, False)
+        model_id, "text-classification", texts, params, wait_for_model=waits_for_model(request)
     )
     results = await unless_disconnected(request, work, state.settings.request_timeout_s)
     answers = [_predictions(r) for r in results]
