@@ -2,7 +2,7 @@
 
 Both go through `Engine.predict` (feature-extraction), so the texts of one request batch with those of every
 other request to the same model. A model that gives one vector per token (a plain transformers folder, as the
-HF feature-extraction pipeline does) has no sentence vector to offer these routes: 501, pointing to its token
+HF feature-extraction pipeline does) has no sentence vector to offer these routes: 400 not_supported, pointing to its token
 vectors on the pipeline route.
 """
 

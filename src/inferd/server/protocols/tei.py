@@ -10,10 +10,10 @@ refuses an input). As TEI does, keys a route does not know are ignored. Everythi
   computes it); `parameters` (`truncate`, `truncation_direction`, `prompt_name`) apply to those embeddings.
 - /predict: text-classification in TEI's shape, `[{score, label}]` for one input and `[[...]]` for a batch.
   `raw_scores` asks for the model's unnormalised scores (function_to_apply "none"). A text pair `[a, b]` needs a
-  cross-encoder, which no backend here serves (501). `truncate` is accepted: these classifiers cut long texts.
+  cross-encoder, which no backend here serves (400 not_supported). `truncate` is accepted: these classifiers cut long texts.
 - /rerank: no backend serves a cross-encoder reranker, so texts are ranked by the cosine of their embedding with
   the query's (a bi-encoder ranking, the usual first stage of retrieval): a ranking is what a caller of /rerank
-  needs, and a 501 would give none. The answer says so in `x-inferd-approximation`. Scores are cosines in
+  needs, and a not_supported error would give none. The answer says so in `x-inferd-approximation`. Scores are cosines in
   [-1, 1] whether or not `raw_scores` is set.
 """
 
