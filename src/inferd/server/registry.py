@@ -122,7 +122,8 @@ class Registry:
         return s
 
     def estimated_time(self, s: Slot) -> float:
-        expected = s.load_s or s.expected_load_s or 10.0
+        # A measured load of 0.000 s (a tiny model) is a measure, not a missing one.
+        expected = s.load_s if s.load_s is not None else (s.expected_load_s or 10.0)
         if s.state == LOADING:
             expected -= time.monotonic() - s.load_started
         return max(expected, 0.5)
