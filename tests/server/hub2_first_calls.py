@@ -69,10 +69,14 @@ def main(base: str) -> dict[str, Any]:
         "text-generation": lambda: client("text-generation").text_generation(
             "The capital of France is", max_new_tokens=5
         ),
-        "conversational": lambda: InferenceClient(base_url=base)
-        .chat_completion([{"role": "user", "content": "Say hi."}], model=served["conversational"], max_tokens=5)
-        .choices[0]
-        .message.content,
+        "conversational": lambda: (
+            InferenceClient(base_url=base)
+            .chat_completion(
+                [{"role": "user", "content": "Say hi."}], model=served["conversational"], max_tokens=5
+            )
+            .choices[0]
+            .message.content
+        ),
         "summarization": lambda: client("summarization").summarization(
             "The Eiffel Tower is a lattice tower in Paris. It was completed in 1889."
         ),

@@ -55,7 +55,11 @@ FIRST_CALLS = [
     ("/models/cold/text", {"inputs": "I love it"}, "cold/text"),  # HF Inference API
     ("/models/cold/llm", {"inputs": "hi"}, "cold/llm"),  # TGI on the model URL
     ("/models/cold/llm/generate", {"inputs": "hi"}, "cold/llm"),  # TGI
-    ("/v1/chat/completions", {"model": "cold/llm", "messages": [{"role": "user", "content": "hi"}]}, "cold/llm"),
+    (
+        "/v1/chat/completions",
+        {"model": "cold/llm", "messages": [{"role": "user", "content": "hi"}]},
+        "cold/llm",
+    ),
     ("/v1/completions", {"model": "cold/llm", "prompt": "hi"}, "cold/llm"),
     ("/v1/embeddings", {"model": "cold/embedder", "input": "hi"}, "cold/embedder"),
     ("/embed", {"inputs": "hi"}, "cold/embedder"),  # TEI
@@ -81,7 +85,11 @@ async def test_a_first_call_waits_for_the_load_and_succeeds(tmp_path, path, body
 
 @pytest.mark.parametrize(
     "headers, options",
-    [({"X-Wait-For-Model": "false"}, None), ({}, {"wait_for_model": False}), ({"X-Wait-For-Model": "0"}, None)],
+    [
+        ({"X-Wait-For-Model": "false"}, None),
+        ({}, {"wait_for_model": False}),
+        ({"X-Wait-For-Model": "0"}, None),
+    ],
 )
 async def test_a_client_that_will_not_wait_gets_the_hosted_apis_503(tmp_path, headers, options):
     engine, backend, client = cold_app(tmp_path)

@@ -105,7 +105,9 @@ def test_huggingface_hub_2_first_call_of_every_default_task(tmp_path):
     print(f"huggingface_hub {report['version']} first calls (s): {report['seconds']}")
     assert report["version"].startswith("2.")
     results = report["results"]
-    assert set(served) - NOT_IN_HUB2 <= set(results), "a default task has no first call in hub2_first_calls.py"
+    assert set(served) - NOT_IN_HUB2 <= set(results), (
+        "a default task has no first call in hub2_first_calls.py"
+    )
     failed = {task: r for task, r in results.items() if task in served and not r.startswith("ok")}
     assert not failed
 

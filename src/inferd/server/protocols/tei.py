@@ -31,8 +31,8 @@ from ..metrics import Observation
 from ..payload import parse_body
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
-from .embeddings import check_parameters, embed, similarities
 from ..waiting import waits_for_model
+from .embeddings import check_parameters, embed, similarities
 from .hf import approximation_headers
 
 _EMBED_KEYS = ("normalize", "truncate", "truncation_direction", "prompt_name", "dimensions")
