@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml Makefile scripts/install_system.sh
 	# cores (about 15 on busy ones), once; pip caches the built wheel, so later installs take seconds.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PIP) install -q -e '.[$(EXTRAS)]' torch==2.13.0
 	$(PIP) install -q --no-deps $(NODEPS)
+	# huggingface_hub 2.x beside the venv's 0.36 (transformers pins <1.0), for tests/server/test_first_contact.py,
+	# which runs it in its own process with PYTHONPATH=$(VENV)/hub2.
+	$(PIP) install -q --target $(VENV)/hub2 huggingface_hub==2.4.0
 	$(PY) -m inferd.catalogue.install
 	touch $(STAMP)
 

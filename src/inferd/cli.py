@@ -26,7 +26,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8080)")
     p.add_argument("--config", type=Path, help="TOML file adding/overriding models and [server] settings")
-    p.add_argument("--preload", nargs="*", default=None, metavar="MODEL", help="models to load at start")
+    p.add_argument(
+        "--preload",
+        nargs="*",
+        default=None,
+        metavar="MODEL",
+        help="models to load before the port opens (`all`: every model of the catalogue)",
+    )
+    p.add_argument(
+        "--preload-defaults",
+        action="store_true",
+        default=None,
+        help="load every task's default model before the port opens, as TGI does",
+    )
     p.add_argument("--max-memory", help="unload least recently used models above this (e.g. 4GB)")
     p.add_argument(
         "--api-key", help="require `Authorization: Bearer <key>` on inference routes (env INFERD_API_KEY)"
@@ -45,6 +57,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-audio-seconds", type=float, help="duration of an input audio file (600)")
     p.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="seconds per request (60)")
+    p.add_argument(
+        "--max-load-wait",
+        type=float,
+        dest="max_load_wait_s",
+        help="seconds a request waits for its model to load before a 503 with estimated_time (60)",
+    )
     p.add_argument("--max-batch-size", type=int, help="largest batch a model runs (32)")
     p.add_argument(
         "--max-batch-tokens",
@@ -102,13 +120,13 @@ def _replicas(text: str) -> int | str:
 
 
 # Flags that choose how to run, not what the server does.
-_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
+_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas", "preload_defaults")
 
 
 def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
     """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
     from .catalogue import default_catalogue
-    from .server.config import check_not_negative, cors_origins, load_config, parse_size
+    from .server.config import check_not_negative, cors_origins, load_config, parse_size, preload_models
 
     config = load_config(args.config, default_catalogue())
     values = dict(config.server)
@@ -126,6 +144,9 @@ def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
         flags["allowed_dirs"] = [str(Path(d).resolve()) for d in flags["allowed_dirs"]]
     values.update(flags)
     values["catalogue"], values["config_dir"] = config.catalogue, config.folder
+    values["preload"] = preload_models(
+        values.get("preload", ()), config.catalogue, defaults=bool(args.preload_defaults)
+    )
     return values
 
 
@@ -138,10 +159,6 @@ def _serve(args: argparse.Namespace) -> int:
         values = _serve_values(args)
     except (ConfigError, ValueError) as exc:
         print(f"inferd serve: {exc}", file=sys.stderr)
-        return 2
-    unknown = [m for m in values.get("preload", ()) if m not in values["catalogue"]]
-    if unknown:
-        print(f"inferd serve: --preload names unknown models: {', '.join(unknown)}", file=sys.stderr)
         return 2
     host, port = values.get("host", "127.0.0.1"), values.get("port", 8080)
     if args.ray:

@@ -75,7 +75,7 @@ class ModelLoadingError(HfHubHTTPError):
 
 
 class NotSupportedError(HfHubHTTPError):
-    """501: the server has no model for this task, or the model cannot do it."""
+    """400 `not_supported` (501 from older servers): the model does not do this task or route."""
 
 
 class InferenceTimeoutError(HfHubHTTPError, TimeoutError):
@@ -138,7 +138,7 @@ STATUS_ERRORS: Mapping[int, type[HfHubHTTPError]] = {
     413: PayloadTooLargeError,
     422: ValidationError,
     429: OverloadedError,
-    501: NotSupportedError,
+    501: NotSupportedError,  # inferd before 0.2 answered not_supported with 501
     503: ModelLoadingError,
     504: InferenceTimeoutError,
 }
@@ -155,7 +155,9 @@ ERROR_STATUS: Mapping[str, int] = {
     "payload_too_large": 413,
     "model_loading": 503,
     "unhealthy": 503,  # GET /health: a preloaded model failed to load
-    "not_supported": 501,
+    # 400, not 501: the request asked a model for what it does not do. A 5xx says the server failed, and SDKs
+    # retry it (openai retries every 5xx); the client maps the error_type, and a legacy 501, to NotSupportedError.
+    "not_supported": 400,
     "timeout": 504,
     "internal": 500,
 }

@@ -62,7 +62,7 @@ BAD_INPUTS = [
     ),
     ("/models/toy/vision/pipeline/visual-question-answering", {"content": b"\x89PNG"}, 400, "JSON"),
     ("/models/toy/text/pipeline/no-such-task", {"json": {"inputs": "x"}}, 404, "Unknown task"),
-    ("/pipeline/image-classification/toy/text", {"json": {"inputs": "x"}}, 501, "does not serve"),
+    ("/pipeline/image-classification/toy/text", {"json": {"inputs": "x"}}, 400, "does not serve"),
     ("/models/no/such-model", {"json": {"inputs": "x"}}, 404, "no/such-model"),
     ("/models/toy/text", {"json": {"inputs": "reject"}}, 422, "refuses"),
     (
@@ -78,7 +78,7 @@ BAD_INPUTS = [
         422,
         "best_of",
     ),
-    ("/models/toy/text/generate", {"json": {"inputs": "x"}}, 501, "does not generate text"),
+    ("/models/toy/text/generate", {"json": {"inputs": "x"}}, 400, "does not generate text"),
     ("/v1/chat/completions", {"content": b"hello"}, 400, "JSON object"),
     ("/", {"json": {"inputs": "x"}}, 404, "POST to /models/"),
 ]
@@ -124,8 +124,8 @@ async def test_model_errors_are_500_without_details(client):
     assert (await client.post("/models/toy/text", json={"inputs": "fine"})).status_code == 200
 
 
-async def test_loading_503_carries_estimated_time_and_waiting_works(client):
-    r = await client.post("/models/toy/lazy", json={"inputs": "x"})
+async def test_loading_503_carries_estimated_time_when_the_client_will_not_wait(client):
+    r = await client.post("/models/toy/lazy", json={"inputs": "x", "options": {"wait_for_model": False}})
     assert r.status_code == 503
     body = r.json()
     assert body["error_type"] == "model_loading" and body["error"] == "Model toy/lazy is currently loading"

@@ -119,8 +119,8 @@ def test_token_id_inputs_are_a_clear_400(sdk):
         ({"model": "tiny/embedder", "input": "hi", "dimensions": 4096}, 422, None),  # more than the model has
         ({"model": 7, "input": "hi"}, 400, "model"),
         ({"model": "nope/nope", "input": "hi"}, 404, None),
-        ({"model": "tiny/llm", "input": "hi"}, 501, None),  # not an embedding model
-        ({"model": "tiny/token-vectors", "input": "hi"}, 501, None),  # one vector per token, no pooling
+        ({"model": "tiny/llm", "input": "hi"}, 400, None),  # not an embedding model
+        ({"model": "tiny/token-vectors", "input": "hi"}, 400, None),  # one vector per token, no pooling
     ],
 )
 def test_embedding_errors_use_the_openai_envelope(http, body, status, param):
@@ -203,7 +203,7 @@ def test_completion_default_model_and_model_prefix(base, sdk, http):
         ({"model": "tiny/llm", "prompt": "a", "max_tokens": 0}, 422, None),
         ({"model": "tiny/llm", "prompt": "a", "temperature": -1}, 422, None),
         ({"model": "nope/nope", "prompt": "a"}, 404, None),
-        ({"model": "tiny/embedder", "prompt": "a"}, 501, None),
+        ({"model": "tiny/embedder", "prompt": "a"}, 400, None),
     ],
 )
 def test_completion_errors_use_the_openai_envelope(http, body, status, param):

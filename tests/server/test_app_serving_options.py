@@ -136,7 +136,8 @@ async def test_health_is_503_loading_until_the_preloads_are_loaded(tmp_path):
         ).status_code == 200
         assert engine.status("good/model")["state"] == "Loadable"
         backend.gate.clear()
-        r = await client.post("/models/good/model", json={"inputs": "x"}, headers=KEY)
+        no_wait = {**KEY, "X-Wait-For-Model": "false"}
+        r = await client.post("/models/good/model", json={"inputs": "x"}, headers=no_wait)
         assert r.status_code == 503 and r.json()["error_type"] == "model_loading"
         assert (await client.get("/health")).status_code == 200
         backend.gate.set()

@@ -176,13 +176,13 @@ async def test_a_failed_load_is_not_retried_before_the_backoff(tmp_path):
     await engine.close()
 
 
-async def test_a_backend_that_is_not_installed_is_a_clear_501(tmp_path):
+async def test_a_backend_that_is_not_installed_is_a_clear_not_supported(tmp_path):
     (tmp_path / "m").mkdir()
     entry = ModelEntry("m", ("text-classification",), "transformers-not-here", f"path:{tmp_path / 'm'}")
     engine = Engine({"m": entry}, EngineSettings(allowed_dirs=(tmp_path,), digest_cache=tmp_path / "d.json"))
     with pytest.raises(ServerError) as err:
         await engine.predict("m", "text-classification", ["x"], {}, wait_for_model=True)
-    assert err.value.status_code == 501 and "'transformers-not-here' backend" in err.value.message
+    assert err.value.status_code == 400 and "'transformers-not-here' backend" in err.value.message
     await engine.close()
 
 
@@ -283,14 +283,15 @@ async def test_catalogue_lookups(tmp_path):
         assert err.value.status_code == 404
     with pytest.raises(ServerError) as err:
         await engine.predict("a", "translation", ["x"], {})
-    assert err.value.status_code == 501 and "does not serve task 'translation'" in err.value.message
+    assert err.value.status_code == 400 and "does not serve task 'translation'" in err.value.message
     await engine.close()
 
 
 async def test_request_timeout_answers_504(tmp_path):
     backend = EchoBackend()
     backend.predict_gate = threading.Event()
-    engine = make(tmp_path, backend, request_timeout_s=0.05)
+    engine = make(tmp_path, backend, request_timeout_s=0.05, preload=("m",))
+    await engine.start()  # loaded: the 504 is the model's run outlasting the timeout, not its load
     try:
         with pytest.raises(ServerError) as err:
             await engine.predict("m", "text-classification", ["x"], {}, wait_for_model=True)

@@ -167,7 +167,7 @@ async def test_generator_refuses_a_model_that_does_not_generate(tmp_path):
     engine = Engine({"p": entry}, EngineSettings(allowed_dirs=(tmp_path,), digest_cache=tmp_path / "d.json"))
     with pytest.raises(ServerError) as err:
         await engine.generator("p", wait_for_model=True)
-    assert err.value.status_code == 501
+    assert err.value.status_code == 400
     await engine.close()
 
 

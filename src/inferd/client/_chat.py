@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
@@ -251,6 +251,14 @@ def chat_url(model: str | None, base_url: str | None, endpoint: str) -> str:
     return f"{endpoint.rstrip('/')}/models/{model}/v1/chat/completions"
 
 
+def _as_sent(messages: Any) -> Any:
+    """A list (or tuple, or generator) of messages as a JSON list; anything else unchanged, as the reference
+    sends it: `"some text"` must not become a list of characters, so the server's own 4xx reaches the caller."""
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+        return messages
+    return list(messages)
+
+
 def build_chat_payload(
     messages: list[Any],
     *,
@@ -260,7 +268,7 @@ def build_chat_payload(
 ) -> dict[str, Any]:
     """The body: `model` first ("dummy" when the target is a raw URL), then messages, the parameters that
     are not None, and `extra_body` last so it can carry (or override) anything a server accepts."""
-    payload: dict[str, Any] = {"model": model or "dummy", "messages": list(messages)}
+    payload: dict[str, Any] = {"model": model or "dummy", "messages": _as_sent(messages)}
     payload.update((name, value) for name, value in parameters.items() if value is not None)
     payload.update(extra_body or {})
     return payload

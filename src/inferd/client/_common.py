@@ -253,7 +253,8 @@ _REASONS = {
 
 
 def server_message(body: Any, headers: Mapping[str, str]) -> str | None:
-    """The server's own words: X-Error-Message, body "error" (str or list) or body "errors"[].message."""
+    """The server's own words: X-Error-Message, body "error" (str, list, or OpenAI's {"message": ...}) or body
+    "errors"[].message."""
     parts: list[str] = []
     header = headers.get("x-error-message")
     if header:
@@ -264,6 +265,8 @@ def server_message(body: Any, headers: Mapping[str, str]) -> str | None:
             parts.append(error)
         elif isinstance(error, list):
             parts.extend(str(e) for e in error)
+        elif isinstance(error, dict) and error.get("message"):
+            parts.append(str(error["message"]))
         for item in body.get("errors") or []:
             if isinstance(item, dict) and item.get("message"):
                 parts.append(str(item["message"]))

@@ -13,6 +13,7 @@ from ..errors import BadRequestError
 from . import _common as core
 from ._sync_base import _SyncBase
 from ._text_generation import (
+    NON_TGI_PARAMETERS,
     TextGenerationResponse,
     TextGenerationStreamResponse,
     build_payload,
@@ -256,8 +257,11 @@ class _SyncGeneration(_SyncBase):
                 )
             except BadRequestError as exc:
                 refused = parse_model_kwargs_error(exc.server_message or "")
-                if refused and not set(refused) <= unsupported:
-                    _UNSUPPORTED[url] = unsupported | set(refused)
+                # As v0.21's _set_as_non_tgi: a server refusing generation kwargs is not TGI, so every TGI-only
+                # parameter goes (details=True then returns the text, with a warning), plus any other it named.
+                not_tgi = {*NON_TGI_PARAMETERS, *(refused or ())}
+                if refused is not None and not not_tgi <= unsupported:
+                    _UNSUPPORTED[url] = unsupported | not_tgi
                     continue
                 raise
             break

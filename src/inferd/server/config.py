@@ -2,7 +2,7 @@
 
     [server]
     max_memory = "4GB"
-    preload = ["sentence-transformers/all-MiniLM-L6-v2"]
+    preload = ["sentence-transformers/all-MiniLM-L6-v2"]   # or ["all"]: every model below and the defaults
 
     [models."my-org/my-classifier"]
     tasks = ["text-classification"]
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ SERVER_KEYS: dict[str, type] = {
     "max_json_bytes": int,
     "max_media_bytes": int,
     "request_timeout_s": float,
+    "max_load_wait_s": float,
     "max_memory": str,
     "max_batch_size": int,
     "max_batch_tokens": int,
@@ -195,6 +196,29 @@ def load_config(path: Path | None, base: Mapping[str, ModelEntry]) -> ServeConfi
     return ServeConfig(catalogue, server, folder)
 
 
+PRELOAD_ALL = "all"
+
+
+def preload_models(
+    names: Sequence[str], catalogue: Mapping[str, ModelEntry], *, defaults: bool = False
+) -> list[str]:
+    """The model ids to load before the port opens, from `--preload` / `[server] preload` names.
+
+    `all` stands for every model of the catalogue, and `defaults` (`--preload-defaults`) adds each task's
+    default model, as TGI and vLLM load theirs before they serve. A name that is neither raises ConfigError.
+    """
+    unknown = [m for m in names if m not in catalogue and m != PRELOAD_ALL]
+    if unknown:
+        raise ConfigError(
+            f"--preload names unknown models: {', '.join(unknown)}. Name models of the catalogue "
+            f"(`inferd serve` lists them at GET /api/models), `{PRELOAD_ALL}`, or use --preload-defaults."
+        )
+    chosen = list(catalogue) if PRELOAD_ALL in names else list(names)
+    if defaults:
+        chosen += [m for m, e in catalogue.items() if e.default_for]
+    return list(dict.fromkeys(chosen))  # each once, in order
+
+
 def server_settings(values: Mapping[str, Any]) -> ServerSettings:
     names = {f.name for f in dataclasses.fields(ServerSettings)}
     kept = {k: v for k, v in values.items() if k in names}
@@ -213,6 +237,7 @@ def engine_settings(values: Mapping[str, Any]) -> EngineSettings:
         max_queue_per_model=values.get("max_queue_per_model", EngineSettings.max_queue_per_model),
         max_streams=values.get("max_streams", EngineSettings.max_streams),
         request_timeout_s=values.get("request_timeout_s", EngineSettings.request_timeout_s),
+        max_load_wait_s=values.get("max_load_wait_s", EngineSettings.max_load_wait_s),
         allowed_dirs=tuple(Path(d) for d in values.get("allowed_dirs", ())),
         preload=tuple(values.get("preload", ())),
         config_dir=values.get("config_dir"),

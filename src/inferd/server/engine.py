@@ -33,6 +33,9 @@ from .stats import EngineStats, Timing
 
 log = logging.getLogger(__name__)
 
+# A load outlasting the request's wait is answered this long before the request timeout's 504 would be.
+_LOAD_ANSWER_MARGIN_S = 0.5
+
 # Set by the app around a call to learn this request's queue and inference time (x-queue-time headers);
 # a task started from the caller's (asyncio.wait_for) sees the same Timing object.
 REQUEST_TIMING: ContextVar[Timing | None] = ContextVar("inferd_request_timing", default=None)
@@ -48,6 +51,9 @@ class EngineSettings:
     max_batch_wait_s: float = 0.0
     max_queue_per_model: int = 256
     request_timeout_s: float = 60.0
+    # How long a request waits for its model to load before a 503 with `estimated_time` (also bounded by the
+    # request timeout); a client that says it will not wait gets that 503 at once (waiting.py).
+    max_load_wait_s: float = 60.0
     allowed_dirs: tuple[Path, ...] = ()  # where "path:" models may live (with config_dir; neither: the cwd)
     preload: tuple[str, ...] = ()
     config_dir: Path | None = None  # relative "path:" sources are taken from here (the config file's folder)
@@ -163,7 +169,7 @@ class Engine:
         *,
         wait_for_model: bool = False,
     ) -> list[Any]:
-        """One result per input. Raises ServerError (503 loading, 429, 422, 501, 504, 500...)."""
+        """One result per input. Raises ServerError (503 loading, 429, 422, 400, 504, 500...)."""
         entry = self.entry(model_id)
         if task not in entry.tasks:
             raise _not_supported(entry, task)
@@ -203,7 +209,7 @@ class Engine:
     ) -> list[Any]:
         if not inputs:
             return []
-        slot = await self.registry.acquire(entry, wait=wait)
+        slot = await self.registry.acquire(entry, wait=wait, max_wait_s=self.load_wait_s())
         with self.registry.using(slot):
             model = slot.model
             if model is not None and model.tasks and task not in model.tasks:
@@ -220,6 +226,12 @@ class Engine:
                 ) from None
             except Exception as exc:
                 raise self._model_error(entry, exc) from None
+
+    def load_wait_s(self) -> float:
+        """How long a request may wait for a load: the cap, and a little less than the request timeout, so
+        that a load outlasting it is answered 503 "loading" (retry later) rather than 504 (the server failed)."""
+        s = self.settings
+        return max(0.0, min(s.max_load_wait_s, s.request_timeout_s - _LOAD_ANSWER_MARGIN_S))
 
     def _batcher(self, slot: Slot) -> Batcher:
         batcher = slot.extra.get("batcher")
@@ -284,14 +296,7 @@ class Engine:
     # ---- text generation ----------------------------------------------------------------------------------
     async def generator(self, model_id: str, *, wait_for_model: bool = False) -> GeneratorHandle:
         entry = self.entry(model_id)
-        try:
-            slot = await asyncio.wait_for(
-                self.registry.acquire(entry, wait=wait_for_model), self.settings.request_timeout_s
-            )
-        except asyncio.TimeoutError:
-            raise ServerError(
-                f"Model {model_id} did not load within the request timeout.", "timeout"
-            ) from None
+        slot = await self.registry.acquire(entry, wait=wait_for_model, max_wait_s=self.load_wait_s())
         if not isinstance(slot.model, TextGenerator):
             raise ServerError(
                 f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",

@@ -29,7 +29,10 @@ _INPUTS: dict[InputKind, dict[str, Any]] = {
 _OPTIONS = {
     "type": "object",
     "properties": {
-        "wait_for_model": {"type": "boolean", "description": "Wait for the model to load, no 503."}
+        "wait_for_model": {
+            "type": "boolean",
+            "description": "Wait for the model to load (the default); false: a 503 with estimated_time at once.",
+        }
     },
 }
 _ERROR = {

@@ -52,12 +52,16 @@ class HfRequest:
     inputs: list[Any]  # one per item; media as bytes until decode_media
     batched: bool  # the caller sent a list: answer a list
     parameters: dict[str, Any]
-    wait_for_model: bool = False
+    wait_for_model: bool | None = None  # options.wait_for_model as sent (None: not sent)
     stream: bool = False
     characters: int = 0
     raw_parameters: dict[str, Any] = field(
         default_factory=dict
     )  # as sent (text generation checks them itself)
+
+
+def _flag_or_none(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _type_name(value: Any) -> str:
@@ -313,7 +317,7 @@ def extract(task: Task, body: Body) -> HfRequest:
         inputs=inputs,
         batched=batched,
         parameters=params,
-        wait_for_model=options.get("wait_for_model") is True,
+        wait_for_model=_flag_or_none(options.get("wait_for_model")),
         stream=stream,
         characters=_characters(inputs),
         raw_parameters=raw,

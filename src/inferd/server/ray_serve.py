@@ -144,9 +144,6 @@ def builder_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     if "num_cpus" in ray_args:
         options["num_cpus"] = float(ray_args["num_cpus"])
     values = _serve_values(parsed)
-    unknown = [m for m in values.get("preload", ()) if m not in values["catalogue"]]
-    if unknown:
-        raise ValueError(f"inferd: preload names unknown models: {', '.join(unknown)}")
     return values, options
 
 
@@ -156,7 +153,7 @@ def _serve_argv(flags: Mapping[str, Any]) -> list[str]:
     for key, value in flags.items():
         flag = "--" + key.replace("_", "-")
         items = [str(v) for v in value] if isinstance(value, list) else str(value).split(",")
-        if flag == "--no-docs":
+        if flag in ("--no-docs", "--preload-defaults"):
             argv += [flag] if str(value).lower() in ("1", "true", "yes") else []
         elif flag == "--gzip":
             argv += [flag if str(value).lower() in ("1", "true", "yes") else "--no-gzip"]

@@ -122,7 +122,8 @@ class Registry:
         return s
 
     def estimated_time(self, s: Slot) -> float:
-        expected = s.load_s or s.expected_load_s or 10.0
+        # A measured load of 0.000 s (a tiny model) is a measure, not a missing one.
+        expected = s.load_s if s.load_s is not None else (s.expected_load_s or 10.0)
         if s.state == LOADING:
             expected -= time.monotonic() - s.load_started
         return max(expected, 0.5)
@@ -137,9 +138,11 @@ class Registry:
             s.active -= 1
             s.last_used = time.monotonic()
 
-    async def acquire(self, entry: ModelEntry, *, wait: bool) -> Slot:
-        """The loaded slot, starting (or joining) its load. Without `wait`, a load in progress is a 503."""
+    async def acquire(self, entry: ModelEntry, *, wait: bool, max_wait_s: float | None = None) -> Slot:
+        """The loaded slot, starting (or joining) its load. Without `wait`, a load in progress is a 503; with
+        it, so is a load still running after `max_wait_s` (None: no bound), with the time it has left."""
         s = self.slot(entry)
+        deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
         while True:
             if s.state == LOADED:
                 s.last_used = time.monotonic()
@@ -154,7 +157,12 @@ class Registry:
             if not wait:
                 raise model_loading(entry.model_id, self.estimated_time(s))
             assert s.loading is not None
-            await asyncio.shield(s.loading)  # a caller giving up must not cancel the shared load
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                # Shielded: a caller giving up must not cancel the shared load.
+                await asyncio.wait_for(asyncio.shield(s.loading), left)
+            except asyncio.TimeoutError:
+                raise model_loading(entry.model_id, self.estimated_time(s)) from None
             if s.state == FAILED:
                 raise self.failure(s)
 

@@ -2,7 +2,7 @@
 
 Both go through `Engine.predict` (feature-extraction), so the texts of one request batch with those of every
 other request to the same model. A model that gives one vector per token (a plain transformers folder, as the
-HF feature-extraction pipeline does) has no sentence vector to offer these routes: 501, pointing to its token
+HF feature-extraction pipeline does) has no sentence vector to offer these routes: 400 not_supported, pointing to its token
 vectors on the pipeline route.
 """
 
@@ -18,7 +18,7 @@ from ...tasks import TASKS, ParameterError
 from ..errors import ServerError
 from ..limits import unless_disconnected
 from ..state import AppState
-from .hf import wants_to_wait
+from ..waiting import waits_for_model
 
 FEATURE_EXTRACTION = TASKS["feature-extraction"]
 
@@ -52,7 +52,7 @@ async def embed(
         "feature-extraction",
         list(texts),
         dict(parameters),
-        wait_for_model=wants_to_wait(request, False),
+        wait_for_model=waits_for_model(request),
     )
     results = await unless_disconnected(request, work, state.settings.request_timeout_s)
     vectors = [pooled(model_id, r) for r in results]
@@ -91,7 +91,7 @@ async def similarities(
         "sentence-similarity",
         [{"source_sentence": source, "sentences": list(texts)}],
         {},
-        wait_for_model=wants_to_wait(request, False),
+        wait_for_model=waits_for_model(request),
     )
     [scores] = await unless_disconnected(request, work, state.settings.request_timeout_s)
     return [float(s) for s in scores]

@@ -19,6 +19,7 @@ from ..limits import check_client_batch, read_body, unless_disconnected
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from . import tgi
 
 # The input kinds payload.decode_media turns from bytes into images/audio; the others have nothing to decode.
@@ -51,10 +52,6 @@ def _small(task: str, answers: list[Any]) -> bool:
     return True
 
 
-def wants_to_wait(request: Request, options_wait: bool) -> bool:
-    return options_wait or request.headers.get("x-wait-for-model", "").lower() in ("1", "true", "yes")
-
-
 def approximation_headers(approximations: dict[str, str] | object, task: str) -> dict[str, str]:
     note = approximations.get(task) if isinstance(approximations, dict) else None
     if not note:
@@ -83,7 +80,7 @@ async def inference(request: Request, state: AppState, obs: Observation) -> Resp
     data = await read_body(request, state.body_limit(entry))
     body = payload.parse_body(data, request.headers.get("content-type"))
     req = payload.resolve(model_id, entry.tasks, request.path_params.get("task"), body)
-    req.wait_for_model = wants_to_wait(request, req.wait_for_model)
+    req.wait_for_model = waits_for_model(request, req.wait_for_model)
     count, where = payload.input_count(req)
     check_client_batch(count, state.settings.max_client_batch_size, where)
     task = req.task.name

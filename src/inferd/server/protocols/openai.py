@@ -25,6 +25,7 @@ from ..metrics import Observation
 from ..payload import parse_body
 from ..respond import JSONResponse, as_server_error, openai_error_body
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from . import openai_wire as wire
 from .tgi import close_quietly, for_runtime, validate
 
@@ -188,7 +189,7 @@ async def run_generation(
     `encoder(stop=..., include_usage=...)` make the wire objects; `params` are validated TGI parameters.
     """
     stream = body.get("stream") is True
-    wait = request.headers.get("x-wait-for-model", "").lower() in ("1", "true", "yes")
+    wait = waits_for_model(request)
     timeout = state.settings.request_timeout_s
     handle = await unless_disconnected(
         request, state.engine.generator(model_id, wait_for_model=wait), timeout

@@ -10,10 +10,10 @@ refuses an input). As TEI does, keys a route does not know are ignored. Everythi
   computes it); `parameters` (`truncate`, `truncation_direction`, `prompt_name`) apply to those embeddings.
 - /predict: text-classification in TEI's shape, `[{score, label}]` for one input and `[[...]]` for a batch.
   `raw_scores` asks for the model's unnormalised scores (function_to_apply "none"). A text pair `[a, b]` needs a
-  cross-encoder, which no backend here serves (501). `truncate` is accepted: these classifiers cut long texts.
+  cross-encoder, which no backend here serves (400 not_supported). `truncate` is accepted: these classifiers cut long texts.
 - /rerank: no backend serves a cross-encoder reranker, so texts are ranked by the cosine of their embedding with
   the query's (a bi-encoder ranking, the usual first stage of retrieval): a ranking is what a caller of /rerank
-  needs, and a 501 would give none. The answer says so in `x-inferd-approximation`. Scores are cosines in
+  needs, and a not_supported error would give none. The answer says so in `x-inferd-approximation`. Scores are cosines in
   [-1, 1] whether or not `raw_scores` is set.
 """
 
@@ -31,8 +31,9 @@ from ..metrics import Observation
 from ..payload import parse_body
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from .embeddings import check_parameters, embed, similarities
-from .hf import approximation_headers, wants_to_wait
+from .hf import approximation_headers
 
 _EMBED_KEYS = ("normalize", "truncate", "truncation_direction", "prompt_name", "dimensions")
 _TRUNCATION_KEYS = ("truncate", "truncation_direction")
@@ -186,7 +187,7 @@ async def predict_route(request: Request, state: AppState, obs: Observation) -> 
     params = {"function_to_apply": "none"} if _flag(body, "raw_scores") else {}
     _flag(body, "truncate")
     work = state.engine.predict(
-        model_id, "text-classification", texts, params, wait_for_model=wants_to_wait(request, False)
+        model_id, "text-classification", texts, params, wait_for_model=waits_for_model(request)
     )
     results = await unless_disconnected(request, work, state.settings.request_timeout_s)
     answers = [_predictions(r) for r in results]

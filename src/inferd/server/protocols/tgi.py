@@ -24,6 +24,7 @@ from ..metrics import Observation
 from ..payload import HfRequest, parse_body
 from ..respond import JSONResponse, as_server_error
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from . import tgi_wire as wire
 
 log = logging.getLogger("inferd.server")
@@ -216,7 +217,7 @@ async def compat(
         req.inputs[0],
         req.raw_parameters,
         stream=req.stream,
-        wait=req.wait_for_model,
+        wait=req.wait_for_model is not False,  # set by the HF route from the header and options
         default_full_text=True,  # TGI's compat route defaults it from the pipeline tag (text-generation)
         wrap_list=True,
     )
@@ -243,10 +244,6 @@ def _model_id(request: Request, state: AppState) -> str:
     return str(model_id)
 
 
-def _wait(request: Request) -> bool:
-    return request.headers.get("x-wait-for-model", "").lower() in ("1", "true", "yes")
-
-
 @endpoint()
 async def generate(request: Request, state: AppState, obs: Observation) -> Response:
     """POST /models/{id}/generate (and /generate): one GenerateResponse."""
@@ -254,7 +251,7 @@ async def generate(request: Request, state: AppState, obs: Observation) -> Respo
     body = await _tgi_body(request, state)
     return await run(
         request, state, obs, model_id, body["inputs"], body.get("parameters"),
-        stream=False, wait=_wait(request), default_full_text=False, wrap_list=False,
+        stream=False, wait=waits_for_model(request), default_full_text=False, wrap_list=False,
     )  # fmt: skip
 
 
@@ -265,5 +262,5 @@ async def generate_stream(request: Request, state: AppState, obs: Observation) -
     body = await _tgi_body(request, state)
     return await run(
         request, state, obs, model_id, body["inputs"], body.get("parameters"),
-        stream=True, wait=_wait(request), default_full_text=False, wrap_list=False,
+        stream=True, wait=waits_for_model(request), default_full_text=False, wrap_list=False,
     )  # fmt: skip
