@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from inferd.backends import Backend, register_backend
 from inferd.catalogue import ModelEntry
-from inferd.cli import _serve_values, build_parser, main
+from inferd.cli import build_parser, main
+from inferd.cli_serve import serve_values
 from inferd.server.app import create_app
 from inferd.server.config import ConfigError, load_config, server_settings
 from inferd.server.engine import Engine, EngineSettings
@@ -271,7 +272,7 @@ def test_config_and_flags_set_cors_and_gzip(tmp_path):
         ["serve", "--config", str(path), "--cors-origin", ORIGIN, "--cors-origin", "https://b.example"]
         + ["--no-gzip"]
     )
-    settings = server_settings(_serve_values(args))  # flags override the file
+    settings = server_settings(serve_values(args))  # flags override the file
     assert settings.cors_origins == (ORIGIN, "https://b.example") and settings.gzip is False
     assert ServerSettings().cors_origins == () and ServerSettings().gzip is False
 

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import __version__
+from .._version import __version__
 from ..catalogue import ModelEntry
 from ..tasks import CHAT_COMPLETION, TASKS
 from .metrics import Observation
