@@ -20,7 +20,8 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preload", nargs="*", default=None, metavar="MODEL", help="models to load at start")
     p.add_argument("--max-memory", help="unload least recently used models above this (e.g. 4GB)")
     p.add_argument(
-        "--api-key", help="require `Authorization: Bearer <key>` on inference routes (env INFERD_API_KEY)"
+        "--api-key",
+        help="require `Authorization: Bearer <key>` on every route but /health (env INFERD_API_KEY; not empty)",
     )
     p.add_argument("--max-json-bytes", help="body limit for JSON/text requests (default 2MB)")
     p.add_argument("--max-media-bytes", help="body limit for image/audio requests (default 50MB)")
@@ -88,13 +89,17 @@ _NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
 def serve_values(args: argparse.Namespace) -> dict[str, Any]:
     """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
     from .catalogue.defaults import default_catalogue
-    from .server.config import check_not_negative, cors_origins, load_config, parse_size
+    from .server.config import check_api_key, check_not_negative, cors_origins, load_config, parse_size
 
     config = load_config(args.config, default_catalogue())
     values = dict(config.server)
-    if os.environ.get("INFERD_API_KEY"):
-        values["api_key"] = os.environ["INFERD_API_KEY"]
+    if (
+        "INFERD_API_KEY" in os.environ
+    ):  # set but empty is refused too: often a variable that was meant to hold it
+        values["api_key"] = check_api_key(os.environ["INFERD_API_KEY"], "INFERD_API_KEY")
     flags = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_SERVER_VALUES}
+    if "api_key" in flags:
+        check_api_key(flags["api_key"], "--api-key")
     for key, value in flags.items():
         check_not_negative(key, value, "flags")
     for key in ("max_memory", "max_json_bytes", "max_media_bytes"):

@@ -1,9 +1,10 @@
-"""The optional HTTP layers around the app, both off by default: CORS (`--cors-origin`) and gzip (`--gzip`).
+"""The optional HTTP layers around the app, all off by default: CORS (`--cors-origin`), the API key
+(`--api-key`, limits.ApiKeyGate) and gzip (`--gzip`).
 
     Starlette(routes=..., middleware=http_middleware(ServerSettings(cors_origins=("*",), gzip=True)))
 
 CORS lets a web page on another origin call the server (a browser demo, a notebook front end); its preflight
-is answered here, before any route, so it never needs the API key. gzip shrinks big JSON answers (feature
+is answered here, before the API key is checked, so it never needs the key. gzip shrinks big JSON answers (feature
 extraction over many texts: about 2.3x smaller) and never touches a stream.
 """
 
@@ -16,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .limits import ApiKeyGate
 from .settings import ServerSettings
 
 # What browser clients of the three protocols send beyond the CORS-safelisted headers: the API key, JSON,
@@ -93,6 +95,8 @@ def http_middleware(settings: ServerSettings) -> list[Middleware]:
                 max_age=CORS_MAX_AGE_S,
             )
         )
+    if settings.api_key:
+        layers.append(Middleware(ApiKeyGate, api_key=settings.api_key))  # inside CORS: preflights pass
     if settings.gzip:
         layers.append(Middleware(GZipUnlessStreaming))
     return layers
