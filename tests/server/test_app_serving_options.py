@@ -83,14 +83,16 @@ async def test_a_failed_preload_makes_health_503_naming_it_without_a_traceback(t
         assert "bad/model" in body["error"] and "weights are corrupt" in body["error"]
         assert "Traceback" not in r.text and "good/model" not in body["error"]
 
-        r = await client.get("/models/bad/model/health")
+        r = await client.get("/models/bad/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 503 and r.json()["error_type"] == "unhealthy"
         assert "weights are corrupt" in r.json()["error"] and "Traceback" not in r.text
-        r = await client.get("/models/good/model/health")
+        r = await client.get("/models/good/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 200 and r.json()["loaded"] is True
-        r = await client.get("/models/lazy/model/health")  # never asked for: healthy, not loaded
+        r = await client.get(
+            "/models/lazy/model/health", headers=KEY
+        )  # one model's: with the key  # never asked for: healthy, not loaded
         assert r.status_code == 200 and r.json()["state"] == "Loadable"
-        r = await client.get("/models/no/such-model/health")
+        r = await client.get("/models/no/such-model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 404 and r.json()["error_type"] == "not_found"
     await engine.close()
 
@@ -123,7 +125,7 @@ async def test_health_is_503_loading_until_the_preloads_are_loaded(tmp_path):
         assert r.status_code == 503 and r.json()["error_type"] == "model_loading"
         assert r.json()["models"] == ["good/model"] and int(r.headers["retry-after"]) >= 1
         # One model loading is not broken: its own health stays 200.
-        r = await client.get("/models/good/model/health")
+        r = await client.get("/models/good/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 200 and r.json()["state"] == "Loading"
         backend.gate.set()
         await starting
