@@ -96,7 +96,7 @@ def raw_limits(batch: int, seconds: float) -> dict[str, dict[str, dict[str, floa
     from sentence_transformers import SentenceTransformer
 
     from inferd.backends import get_backend
-    from inferd.catalogue import default_catalogue
+    from inferd.catalogue.defaults import default_catalogue
 
     torch.set_num_threads(2)
     st = SentenceTransformer(model_folder(), device="cpu")
@@ -135,7 +135,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def _variant_config(label: str, change: dict[str, Any]) -> Path:
-    from inferd.catalogue import default_catalogue
+    from inferd.catalogue.defaults import default_catalogue
 
     entry = default_catalogue()[MODEL_ID]
     options = {**entry.options, **change.get("options", {})}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     BadRequestError,
     GenerationError,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
         Token,
     )
     from .client.inference_api import InferenceApi
-
-__version__ = "0.1.0"
 
 # The clients load on first use: `import inferd` stays cheap (no aiohttp, no urllib3 until needed).
 _LAZY = {

@@ -15,148 +15,25 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 # (one-line summary, add its flags, run it -> exit code)
 Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default 8080)")
-    p.add_argument("--config", type=Path, help="TOML file adding/overriding models and [server] settings")
-    p.add_argument(
-        "--preload",
-        nargs="*",
-        default=None,
-        metavar="MODEL",
-        help="models to load before the port opens (`all`: every model of the catalogue)",
-    )
-    p.add_argument(
-        "--preload-defaults",
-        action="store_true",
-        default=None,
-        help="load every task's default model before the port opens, as TGI does",
-    )
-    p.add_argument("--max-memory", help="unload least recently used models above this (e.g. 4GB)")
-    p.add_argument(
-        "--api-key", help="require `Authorization: Bearer <key>` on inference routes (env INFERD_API_KEY)"
-    )
-    p.add_argument("--max-json-bytes", help="body limit for JSON/text requests (default 2MB)")
-    p.add_argument("--max-media-bytes", help="body limit for image/audio requests (default 50MB)")
-    p.add_argument(
-        "--max-client-batch-size",
-        type=int,
-        help="inputs one request may carry on any route, as /info reports it (2048)",
-    )
-    p.add_argument("--max-image-pixels", type=int, help="pixels per input image, width x height (64000000)")
-    p.add_argument("--max-image-side", type=int, help="pixels per side of an input image (16384)")
-    p.add_argument(
-        "--max-image-aspect", type=float, help="longer side / shorter side of an input image (100)"
-    )
-    p.add_argument("--max-audio-seconds", type=float, help="duration of an input audio file (600)")
-    p.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="seconds per request (60)")
-    p.add_argument(
-        "--max-load-wait",
-        type=float,
-        dest="max_load_wait_s",
-        help="seconds a request waits for its model to load before a 503 with estimated_time (60)",
-    )
-    p.add_argument("--max-batch-size", type=int, help="largest batch a model runs (32)")
-    p.add_argument(
-        "--max-batch-tokens",
-        type=int,
-        help="tokens per batch for models that count them (2048; 0: count items only)",
-    )
-    p.add_argument("--max-batch-wait-ms", type=float, help="how long a batch waits to fill (0)")
-    p.add_argument(
-        "--max-queue", type=int, dest="max_queue_per_model", help="queued requests per model before 429"
-    )
-    p.add_argument(
-        "--max-streams",
-        type=int,
-        help="concurrent streams a model decodes together when it can (8; 1: in turn)",
-    )
-    p.add_argument(
-        "--allow-dir", action="append", dest="allowed_dirs", help="folder `path:` models may come from"
-    )
-    p.add_argument(
-        "--no-docs", action="store_false", dest="docs", default=None, help="no Swagger UI at /docs"
-    )
-    p.add_argument(
-        "--cors-origin",
-        action="append",
-        dest="cors_origins",
-        metavar="ORIGIN",
-        help="a web origin allowed to call the server from a browser (repeatable; * for any); default none",
-    )
-    p.add_argument(
-        "--gzip",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="gzip JSON and text answers over 1 KB to clients that accept it; streams never (default off)",
-    )
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    # Ray Serve (the `distributed` extra): the same app, one engine per replica, behind Ray's HTTP proxy.
-    p.add_argument(
-        "--ray",
-        action="store_true",
-        help="serve through Ray Serve: a local Ray, or the cluster at RAY_ADDRESS (see server/ray_serve.py)",
-    )
-    p.add_argument(
-        "--replicas",
-        type=_replicas,
-        help="with --ray: engine replicas, or `auto` to scale 1..4 with load (default 1)",
-    )
+    from .cli_serve import add_serve_args
 
-
-def _replicas(text: str) -> int | str:
-    if text == "auto":
-        return text
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of replicas >= 1 or `auto`")
-    return int(text)
-
-
-# Flags that choose how to run, not what the server does.
-_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas", "preload_defaults")
-
-
-def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
-    """[server] values: the config file's, overridden by flags and INFERD_API_KEY."""
-    from .catalogue import default_catalogue
-    from .server.config import check_not_negative, cors_origins, load_config, parse_size, preload_models
-
-    config = load_config(args.config, default_catalogue())
-    values = dict(config.server)
-    if os.environ.get("INFERD_API_KEY"):
-        values["api_key"] = os.environ["INFERD_API_KEY"]
-    flags = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_SERVER_VALUES}
-    for key, value in flags.items():
-        check_not_negative(key, value, "flags")
-    for key in ("max_memory", "max_json_bytes", "max_media_bytes"):
-        if key in flags:
-            flags[key] = parse_size(flags[key])
-    if "cors_origins" in flags:
-        flags["cors_origins"] = cors_origins(flags["cors_origins"], "--cors-origin")
-    if "allowed_dirs" in flags:
-        flags["allowed_dirs"] = [str(Path(d).resolve()) for d in flags["allowed_dirs"]]
-    values.update(flags)
-    values["catalogue"], values["config_dir"] = config.catalogue, config.folder
-    values["preload"] = preload_models(
-        values.get("preload", ()), config.catalogue, defaults=bool(args.preload_defaults)
-    )
-    return values
+    add_serve_args(p)
 
 
 def _serve(args: argparse.Namespace) -> int:
     # Before any runtime loads OpenMP: idle workers sleep instead of spinning on the cores the server needs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .cli_serve import serve_values
     from .server.config import ConfigError
 
     try:
-        values = _serve_values(args)
+        values = serve_values(args)
     except (ConfigError, ValueError) as exc:
         print(f"inferd serve: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from inferd.backends import Backend, register_backend
 from inferd.catalogue import ModelEntry
-from inferd.cli import _serve_values, build_parser, main
+from inferd.cli import build_parser, main
+from inferd.cli_serve import serve_values
 from inferd.server.app import create_app
 from inferd.server.config import ConfigError, load_config, server_settings
 from inferd.server.engine import Engine, EngineSettings
@@ -82,14 +83,16 @@ async def test_a_failed_preload_makes_health_503_naming_it_without_a_traceback(t
         assert "bad/model" in body["error"] and "weights are corrupt" in body["error"]
         assert "Traceback" not in r.text and "good/model" not in body["error"]
 
-        r = await client.get("/models/bad/model/health")
+        r = await client.get("/models/bad/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 503 and r.json()["error_type"] == "unhealthy"
         assert "weights are corrupt" in r.json()["error"] and "Traceback" not in r.text
-        r = await client.get("/models/good/model/health")
+        r = await client.get("/models/good/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 200 and r.json()["loaded"] is True
-        r = await client.get("/models/lazy/model/health")  # never asked for: healthy, not loaded
+        r = await client.get(
+            "/models/lazy/model/health", headers=KEY
+        )  # one model's: with the key  # never asked for: healthy, not loaded
         assert r.status_code == 200 and r.json()["state"] == "Loadable"
-        r = await client.get("/models/no/such-model/health")
+        r = await client.get("/models/no/such-model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 404 and r.json()["error_type"] == "not_found"
     await engine.close()
 
@@ -122,7 +125,7 @@ async def test_health_is_503_loading_until_the_preloads_are_loaded(tmp_path):
         assert r.status_code == 503 and r.json()["error_type"] == "model_loading"
         assert r.json()["models"] == ["good/model"] and int(r.headers["retry-after"]) >= 1
         # One model loading is not broken: its own health stays 200.
-        r = await client.get("/models/good/model/health")
+        r = await client.get("/models/good/model/health", headers=KEY)  # one model's: with the key
         assert r.status_code == 200 and r.json()["state"] == "Loading"
         backend.gate.set()
         await starting
@@ -156,7 +159,8 @@ def preflight(origin: str, headers: str = "authorization,content-type") -> dict[
 async def test_no_cors_headers_when_no_origin_is_configured(tmp_path):
     async with running(tmp_path, ServerSettings(api_key="sekret")) as client:
         r = await client.options("/models/toy/text", headers=preflight(ORIGIN))
-        assert r.status_code == 405 and "access-control-allow-origin" not in r.headers
+        # No CORS layer: the preflight is one more request without the key.
+        assert r.status_code == 401 and "access-control-allow-origin" not in r.headers
         r = await client.post("/models/toy/text", json={"inputs": "x"}, headers={**KEY, "Origin": ORIGIN})
         assert r.status_code == 200
         assert not [h for h in r.headers if h.startswith("access-control-")]
@@ -272,7 +276,7 @@ def test_config_and_flags_set_cors_and_gzip(tmp_path):
         ["serve", "--config", str(path), "--cors-origin", ORIGIN, "--cors-origin", "https://b.example"]
         + ["--no-gzip"]
     )
-    settings = server_settings(_serve_values(args))  # flags override the file
+    settings = server_settings(serve_values(args))  # flags override the file
     assert settings.cors_origins == (ORIGIN, "https://b.example") and settings.gzip is False
     assert ServerSettings().cors_origins == () and ServerSettings().gzip is False
 

@@ -3,7 +3,8 @@
 import pytest
 
 from inferd.catalogue import ModelEntry
-from inferd.cli import _serve_values, build_parser, main
+from inferd.cli import build_parser, main
+from inferd.cli_serve import serve_values
 from inferd.server.config import ConfigError, load_config, parse_size
 
 BASE = {"org/base": ModelEntry("org/base", ("text-classification",), "transformers", "hub:org/base")}
@@ -87,7 +88,7 @@ def test_serve_flags_override_the_config_file(tmp_path, monkeypatch):
         ["serve", "--config", str(path), "--max-batch-size", "8", "--max-memory", "1GB"]
         + ["--max-batch-tokens", "512"]
     )
-    values = _serve_values(args)
+    values = serve_values(args)
     assert values["port"] == 9000 and values["max_batch_size"] == 8 and values["max_memory"] == 10**9
     assert values["max_batch_tokens"] == 512
     assert values["api_key"] == "from-env" and values["config_dir"] == tmp_path.resolve()
@@ -120,7 +121,7 @@ def test_input_limits_come_from_flags_and_the_config_file(tmp_path):
     args = build_parser().parse_args(
         ["serve", "--config", str(path), "--max-image-pixels", "1000000", "--max-client-batch-size", "16"]
     )
-    settings = server_settings(_serve_values(args))
+    settings = server_settings(serve_values(args))
     assert (settings.max_image_side, settings.max_image_pixels, settings.max_audio_seconds) == (
         512,
         10**6,

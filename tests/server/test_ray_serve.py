@@ -17,7 +17,8 @@ from huggingface_hub import InferenceClient as HfClient  # noqa: E402
 from ray import serve  # noqa: E402
 
 from inferd import InferenceClient  # noqa: E402
-from inferd.cli import _serve_values, build_parser  # noqa: E402
+from inferd.cli import build_parser  # noqa: E402
+from inferd.cli_serve import serve_values  # noqa: E402
 from inferd.errors import BadRequestError  # noqa: E402
 from inferd.server.app import create_app  # noqa: E402
 from inferd.server.config import engine_settings, server_settings  # noqa: E402
@@ -54,7 +55,7 @@ def config(tiny_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def values(config):
     """What `inferd serve --config models.toml` serves from."""
-    return _serve_values(build_parser().parse_args(["serve", "--config", str(config)]))
+    return serve_values(build_parser().parse_args(["serve", "--config", str(config)]))
 
 
 @pytest.fixture(scope="module")

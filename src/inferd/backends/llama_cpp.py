@@ -4,15 +4,15 @@ Serves text-generation (TGI parameters, streaming, details), chat prompts render
 the GGUF, the legacy conversational task, and two labelled approximations by prompting: summarization and
 question-answering (see llama_cpp_tasks).
 
-One `Llama` holds one KV cache. Each generate or stream is a `_Sequence` with its own tokens and sampler; before a
-step the cache is synced to that sequence (the common prefix is kept, the rest re-evaluated), so streams that the
-engine interleaves on one thread stay correct, and a repeated chat prefix is not evaluated twice. Batched decoding
-of concurrent streams (issue 5) reuses `_start` and `_emit` with its own context and sequence ids: `batched()`.
+One `Llama` holds one KV cache. Each generate or stream is a `LlamaSequence` (llama_cpp_sequence) with its own
+tokens and sampler; before a step the cache is synced to that sequence (the common prefix is kept, the rest
+re-evaluated), so streams that the engine interleaves on one thread stay correct, and a repeated chat prefix is not
+evaluated twice. Batched decoding of concurrent streams (issue 5, llama_cpp_batch) reuses `_start` and `_emit` with
+its own context and sequence ids: `batched()`.
 """
 
 from __future__ import annotations
 
-import codecs
 import math
 import os
 import threading
@@ -25,11 +25,12 @@ import numpy as np
 
 from . import llama_cpp_tasks as prompted
 from .base import Backend, GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from .llama_cpp_batch import BatchedStreams
 from .llama_cpp_params import PIPELINE_ONLY, SUPPORTED_PARAMETERS, GenerationParams, build_sampler
+from .llama_cpp_sequence import LlamaSequence
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
-    from .llama_cpp_batch import BatchedStreams
 
 DEFAULT_N_CTX = 4096
 # TGI's default is "until the context is full"; a tiny CPU model rambling for 4k tokens helps nobody.
@@ -87,23 +88,6 @@ class LlamaCppBackend(Backend):
         )
 
 
-class _Sequence:
-    """One prompt being continued: its tokens (prompt + generated), sampler and decoded text."""
-
-    def __init__(
-        self, prompt_ids: list[int], max_new_tokens: int, params: GenerationParams, sampler: Any
-    ) -> None:
-        self.tokens = prompt_ids
-        self.n_prompt = len(prompt_ids)
-        self.max_new_tokens = max_new_tokens
-        self.params = params
-        self.sampler = sampler
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.text = ""
-        self.generated = 0
-        self.deadline = None if params.max_time is None else time.monotonic() + params.max_time
-
-
 class LlamaCppModel(TextGenerator):
     supported_parameters = SUPPORTED_PARAMETERS
     approximations = prompted.APPROXIMATIONS
@@ -122,7 +106,7 @@ class LlamaCppModel(TextGenerator):
         bos = llm.token_bos()
         self._bos_text = llm._model.token_get_text(bos) if bos != -1 else ""
         self._lock = threading.Lock()  # held per step, never across a yield
-        self._synced: _Sequence | None = None  # whose last token's logits the context holds
+        self._synced: LlamaSequence | None = None  # whose last token's logits the context holds
         self._formatter: Any = None
 
     # -- TextGenerator ---------------------------------------------------------------------------------------
@@ -205,7 +189,6 @@ class LlamaCppModel(TextGenerator):
 
     def batched(self, max_streams: int = 8) -> BatchedStreams:
         """Streams decoded together in a second context sharing the weights (see llama_cpp_batch)."""
-        from .llama_cpp_batch import BatchedStreams
 
         return BatchedStreams(self, max_streams)
 
@@ -220,7 +203,7 @@ class LlamaCppModel(TextGenerator):
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
-    def _start(self, prompt: str, parameters: Mapping[str, Any]) -> _Sequence:
+    def _start(self, prompt: str, parameters: Mapping[str, Any]) -> LlamaSequence:
         params = GenerationParams.parse(parameters)
         ids = self._tokenize(prompt)
         if params.truncate:
@@ -238,9 +221,9 @@ class LlamaCppModel(TextGenerator):
                 f"`inputs` tokens + `max_new_tokens` must be <= {n_ctx}. "
                 f"Given: {len(ids)} `inputs` tokens and {max_new} `max_new_tokens`"
             )
-        return _Sequence(ids, max_new, params, build_sampler(params, self._n_vocab, n_ctx, ids))
+        return LlamaSequence(ids, max_new, params, build_sampler(params, self._n_vocab, n_ctx, ids))
 
-    def _sync(self, seq: _Sequence) -> None:
+    def _sync(self, seq: LlamaSequence) -> None:
         """Make the context hold `seq.tokens` with the logits of its last token."""
         llm = self._llm
         if self._synced is not seq:
@@ -250,7 +233,7 @@ class LlamaCppModel(TextGenerator):
         llm.eval(seq.tokens[llm.n_tokens :])
         self._synced = seq
 
-    def _step(self, seq: _Sequence) -> tuple[int, float | None]:
+    def _step(self, seq: LlamaSequence) -> tuple[int, float | None]:
         """Decode what `seq` has not been through yet and sample its next token: (id, logprob)."""
         with self._lock:
             try:
@@ -263,7 +246,7 @@ class LlamaCppModel(TextGenerator):
         seq.tokens.append(token)
         return token, logprob
 
-    def _token_logprob(self, seq: _Sequence, logits_ptr: Any, token: int) -> float | None:
+    def _token_logprob(self, seq: LlamaSequence, logits_ptr: Any, token: int) -> float | None:
         """The sampled token's log-probability, if its request shows it (a log-softmax over the vocabulary)."""
         if not seq.params.logprobs:
             return None
@@ -271,14 +254,14 @@ class LlamaCppModel(TextGenerator):
         top = float(logits.max())
         return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
 
-    def _steps(self, seq: _Sequence) -> Iterator[StreamStep]:
+    def _steps(self, seq: LlamaSequence) -> Iterator[StreamStep]:
         while True:
             step = self._emit(seq, *self._step(seq))
             yield step
             if step.finish_reason:
                 return
 
-    def _emit(self, seq: _Sequence, token: int, logprob: float | None) -> StreamStep:
+    def _emit(self, seq: LlamaSequence, token: int, logprob: float | None) -> StreamStep:
         """The stream step for `seq`'s newly sampled `token`: its text, and the finish reason if it ends here."""
         seq.generated += 1
         if self._lib.llama_vocab_is_eog(self._vocab, token):

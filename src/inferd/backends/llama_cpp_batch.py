@@ -24,29 +24,44 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .base import InputError, StreamStep
+from .llama_cpp_sequence import LlamaSequence
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
-    from .llama_cpp import LlamaCppModel, _Sequence
+
+class SequenceModel(Protocol):
+    """What batching needs of the model (llama_cpp.LlamaCppModel): its weights, and how it starts a sequence and
+    turns a sampled token into a stream step. A protocol, so that this module does not import the model's."""
+
+    _llm: Any
+
+    @property
+    def context_length(self) -> int: ...
+
+    def _start(self, prompt: str, parameters: Mapping[str, Any]) -> LlamaSequence: ...
+
+    def _token_logprob(self, seq: LlamaSequence, logits_ptr: Any, token: int) -> float | None: ...
+
+    def _emit(self, seq: LlamaSequence, token: int, logprob: float | None) -> StreamStep: ...
 
 
 @dataclass
 class _Slot:
     sid: int
-    seq: _Sequence
+    seq: LlamaSequence
     seq_id: int = -1  # -1 while waiting for a free sequence id
     fed: int = 0  # tokens of seq.tokens already in the KV cache
     out: int = -1  # batch index of this stream's logits in the current step, -1 if none
 
 
 class BatchedStreams:
-    def __init__(self, model: LlamaCppModel, max_streams: int = 8, n_ctx: int | None = None) -> None:
+    def __init__(self, model: SequenceModel, max_streams: int = 8, n_ctx: int | None = None) -> None:
         import llama_cpp
         from llama_cpp import _internals
 

@@ -7,6 +7,9 @@ An entry's `source` is one of:
   "home:<sub>"               a folder under inferd's model home ($INFERD_HOME, default ~/.cache/inferd/models),
                              prepared by a family's install step (trained models, files from npm).
 `sha256` maps file paths (relative to the resolved folder) to their expected digest; a mismatch refuses to load.
+
+This package's own module is the bottom layer: backends import `ModelEntry` from it, so it imports nothing of
+inferd. The default entries (inferd.catalogue.defaults and its families) sit above the backends they name.
 """
 
 from __future__ import annotations
@@ -50,11 +53,4 @@ def model_home() -> Path:
     return Path(os.environ.get("INFERD_HOME") or Path.home() / ".cache" / "inferd" / "models")
 
 
-def default_catalogue() -> dict[str, ModelEntry]:
-    """The models inferd serves with no configuration (see inferd.catalogue.defaults)."""
-    from .defaults import DEFAULT_ENTRIES
-
-    return {e.model_id: e for e in DEFAULT_ENTRIES}
-
-
-__all__ = ["ModelEntry", "default_catalogue", "file_sha256", "model_home"]
+__all__ = ["ModelEntry", "file_sha256", "model_home"]

@@ -10,3 +10,8 @@ from . import ModelEntry, audio, llm, text, vision
 FAMILIES = (text, llm, audio, vision)
 
 DEFAULT_ENTRIES: tuple[ModelEntry, ...] = tuple(e for family in FAMILIES for e in family.ENTRIES)
+
+
+def default_catalogue() -> dict[str, ModelEntry]:
+    """The models inferd serves with no configuration."""
+    return {e.model_id: e for e in DEFAULT_ENTRIES}

@@ -137,6 +137,16 @@ def check_not_negative(key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: `{key}` must be >= 0, got {value!r}.")
 
 
+def check_api_key(key: str, where: str) -> str:
+    """An empty key would start an open server while its operator believes it closed: refuse it."""
+    if not key.strip():
+        raise ConfigError(
+            f"{where}: the API key is empty. Give a key (clients send `Authorization: Bearer <key>`), "
+            "or leave it out to serve without one."
+        )
+    return key
+
+
 def _server(table: Any, where: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table.")
@@ -156,6 +166,8 @@ def _server(table: Any, where: str) -> dict[str, Any]:
             value = parse_size(str(value))
         if key == "cors_origins":
             value = cors_origins(value, f"{where}: `cors_origins`")
+        if key == "api_key":
+            check_api_key(value, f"{where}: `api_key`")
         out[key] = value
     return out
 

@@ -150,7 +150,7 @@ class Engine:
             "framework": entry.backend,
         }
         if slot is not None and state == FAILED and slot.error is not None:
-            out["error"] = str(slot.error)
+            out["error"] = slot.error.public  # the log has the whole message
         if slot is not None and state == LOADING:
             out["estimated_time"] = round(self.registry.estimated_time(slot), 3)
         return out

@@ -51,3 +51,19 @@ def model_loading(model_id: str, estimated_time: float) -> ServerError:
 
 def overloaded(message: str, retry_after: float = 1.0) -> ServerError:
     return ServerError(message, "overloaded", headers={"Retry-After": str(max(1, int(retry_after + 0.999)))})
+
+
+# An absolute path (POSIX, home-relative or Windows) where a word, a quote, a bracket or `path:` could end: not
+# the `//` of a URL, nor a model id like `org/name`. Quoted, it runs to the quote (spaces included); bare, to a
+# space or a bracket, leaving a trailing `:` or `.` to the sentence.
+_START = r"(?:~|[A-Za-z]:)?[/\\](?=[^/\\\s'\"])"  # not a lone slash ("a / b") nor `//`
+_QUOTED_PATH = re.compile(rf"""(?<=(?P<q>['"])){_START}[^'"\n]*(?=(?P=q))""")
+_BARE_PATH = re.compile(
+    rf"""(?:^|(?<=[\s(\[=:,]))(?<!<){_START}[^\s'"()\[\],;<>]*?(?=[:.]?(?:[\s'"()\[\],;]|$))"""
+)
+
+
+def without_paths(message: str) -> str:
+    """`message` with every absolute path replaced by `<path>`: what a client may read of a server-side error
+    (a load failure quotes the model's folder, the allowed folders, site-packages). The log keeps the whole."""
+    return _BARE_PATH.sub("<path>", _QUOTED_PATH.sub("<path>", message))

@@ -68,7 +68,7 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"}) if problem is None else error_response(problem)
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def model_health(request: Request, state: AppState, obs: Observation) -> Response:
     model_id = request.path_params["model_id"]
     status = state.engine.status(model_id)  # 404 for an unknown model

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import __version__
+from .._version import __version__
 from ..catalogue import ModelEntry
 from ..tasks import CHAT_COMPLETION, TASKS
 from .metrics import Observation
@@ -96,27 +96,27 @@ def model_info(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def tasks(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse(api_tasks(state))
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def models(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse([model_info(e) for e in state.engine.entries()])
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def model(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse(model_info(state.engine.entry(request.path_params["model_id"])))
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def status(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse(state.engine.status(request.path_params["model_id"]))
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def framework(request: Request, state: AppState, obs: Observation) -> Response:
     """What list_deployed_models reads: one {model_id, task, ...} per model and task of a backend ("all": every)."""
     name = request.path_params["framework"]
@@ -160,7 +160,7 @@ def info(state: AppState, model_id: str | None) -> dict[str, Any]:
     }
 
 
-@endpoint(auth=False, record=False)
+@endpoint(record=False)
 async def info_route(request: Request, state: AppState, obs: Observation) -> Response:
     return JSONResponse(info(state, request.path_params.get("model_id")))
 

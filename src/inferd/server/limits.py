@@ -4,27 +4,59 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import ServerError
+from .respond import error_response, openai_error_response
 
 T = TypeVar("T")
 
+# With an API key, the only routes answered without it: a load balancer's probe must not hold the key. Model
+# lists, status, info, /metrics (its labels name the models), the schema and the docs all need it.
+PUBLIC_PATHS = frozenset({"/health"})
+# Routes that answer errors in OpenAI's envelope (see app.py): the /v1 routes and TEI's /embeddings alias.
+_OPENAI_PATH = re.compile(r"(?:^|/)v1/|^/embeddings$")
 
-def check_api_key(request: Request, api_key: str | None) -> None:
-    """TGI's rule: `Authorization: Bearer <key>`, the scheme case-insensitive; 401 otherwise."""
-    if not api_key:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-        raise ServerError(
-            "Missing or wrong API key: send `Authorization: Bearer <key>`.",
-            "unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+
+def unauthorized() -> ServerError:
+    return ServerError(
+        "Missing or wrong API key: send `Authorization: Bearer <key>`.",
+        "unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def has_api_key(headers: Headers, api_key: str) -> bool:
+    """TGI's rule: `Authorization: Bearer <key>`, the scheme case-insensitive, compared in constant time."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+
+class ApiKeyGate:
+    """The one auth policy: every HTTP request but those to PUBLIC_PATHS needs the key, whatever its route,
+    method or model id, before any route runs (so a refused request costs no metrics series and no model
+    lookup, and a route added later is covered without a word). Sits inside CORS: preflights need no key."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in PUBLIC_PATHS
+            or has_api_key(Headers(scope=scope), self.api_key)
+        ):
+            await self.app(scope, receive, send)
+            return
+        render = openai_error_response if _OPENAI_PATH.search(scope["path"]) else error_response
+        await render(unauthorized())(scope, receive, send)
 
 
 # Longer request targets answer 414. nginx's large_client_header_buffers is 8 KB; real routes are < 300 bytes.

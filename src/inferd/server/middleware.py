@@ -1,10 +1,10 @@
-"""The HTTP layers around the app: a URL length guard, and CORS (`--cors-origin`) and gzip (`--gzip`), both
-off by default.
+"""The HTTP layers around the app: a URL length guard, then the optional ones, all off by default: CORS
+(`--cors-origin`), the API key (`--api-key`, limits.ApiKeyGate) and gzip (`--gzip`).
 
     Starlette(routes=..., middleware=http_middleware(ServerSettings(cors_origins=("*",), gzip=True)))
 
 CORS lets a web page on another origin call the server (a browser demo, a notebook front end); its preflight
-is answered here, before any route, so it never needs the API key. gzip shrinks big JSON answers (feature
+is answered here, before the API key is checked, so it never needs the key. gzip shrinks big JSON answers (feature
 extraction over many texts: about 2.3x smaller) and never touches a stream.
 """
 
@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .limits import MAX_URL_BYTES, url_too_long
+from .limits import MAX_URL_BYTES, ApiKeyGate, url_too_long
 from .respond import error_response
 from .settings import ServerSettings
 
@@ -111,6 +111,8 @@ def http_middleware(settings: ServerSettings) -> list[Middleware]:
                 max_age=CORS_MAX_AGE_S,
             )
         )
+    if settings.api_key:
+        layers.append(Middleware(ApiKeyGate, api_key=settings.api_key))  # inside CORS: preflights pass
     if settings.gzip:
         layers.append(Middleware(GZipUnlessStreaming))
     return layers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..tasks import TASKS, InputKind, Task
 
 _STR = {"type": "string"}

@@ -75,7 +75,7 @@ class InferdReplica:
 
 
 def inferd_app(values: Mapping[str, Any], **options: Any) -> Application:
-    """The Ray Serve application over `inferd serve`'s values (cli._serve_values): `serve.run` it."""
+    """The Ray Serve application over `inferd serve`'s values (cli_serve.serve_values): `serve.run` it."""
     return inferd_deployment(values, **options).bind(dict(values))
 
 
@@ -126,7 +126,7 @@ def build_app(args: dict[str, Any]) -> Application:
 
 def builder_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(`inferd serve` values, inferd_deployment options) from build_app's arguments; ValueError if wrong."""
-    from ..cli import _replicas, _serve_values, build_parser
+    from ..cli_serve import parse_replicas, parse_serve_args, serve_values
 
     ray_args = {k: v for k, v in args.items() if k in RAY_ARGS}
     flags = {k: v for k, v in args.items() if k not in RAY_ARGS}
@@ -134,8 +134,8 @@ def builder_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
         if key in flags:
             raise ValueError(f"`{key}` is Ray's here: set the proxy's address with `serve run`/http_options.")
     try:
-        parsed = build_parser().parse_args(["serve", *_serve_argv(flags)])
-        options: dict[str, Any] = {"replicas": _replicas(str(ray_args.pop("replicas", 1)))}
+        parsed = parse_serve_args(_serve_argv(flags))
+        options: dict[str, Any] = {"replicas": parse_replicas(str(ray_args.pop("replicas", 1)))}
     except (SystemExit, argparse.ArgumentTypeError) as exc:  # argparse has printed what was wrong
         raise ValueError(f"inferd: bad application arguments {dict(args)}: {exc}") from None
     for key, kind in (("max_replicas", int), ("max_ongoing_requests", int), ("max_queued_requests", int)):
@@ -143,7 +143,7 @@ def builder_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
             options[key] = kind(ray_args[key])
     if "num_cpus" in ray_args:
         options["num_cpus"] = float(ray_args["num_cpus"])
-    values = _serve_values(parsed)
+    values = serve_values(parsed)
     return values, options
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..backends import Model, get_backend
 from ..catalogue import ModelEntry
-from .errors import ServerError, model_loading
+from .errors import ServerError, model_loading, without_paths
 from .generation import ModelThread
 from .sources import DigestCache, SourceError, folder_bytes, resolve_source, verify_sha256
 
@@ -56,6 +56,12 @@ class LoadError(Exception):
     def __init__(self, message: str, error_type: str = "internal") -> None:
         super().__init__(message)
         self.error_type = error_type
+
+    @property
+    def public(self) -> str:
+        """What clients read (answers, /status, health): the message without the server's folders, which only
+        the log shows (an absolute path, the allowed folders)."""
+        return without_paths(str(self))
 
 
 @dataclass(eq=False)
@@ -168,7 +174,7 @@ class Registry:
 
     def failure(self, s: Slot) -> ServerError:
         assert s.error is not None
-        return ServerError(str(s.error), s.error.error_type)
+        return ServerError(s.error.public, s.error.error_type)
 
     def start_load(self, s: Slot) -> None:
         if s.state in (LOADING, LOADED):

@@ -16,7 +16,7 @@ _MEDIA = MediaLimits()
 class ServerSettings:
     """Settings of the HTTP half of `inferd serve` (the engine has its own EngineSettings)."""
 
-    api_key: str | None = None  # when set, every inference route needs `Authorization: Bearer <key>`
+    api_key: str | None = None  # when set, every route but /health needs `Authorization: Bearer <key>`
     max_json_bytes: int = 2_000_000  # body limit for JSON/text requests (TGI's default payload limit)
     max_media_bytes: int = 50_000_000  # body limit for requests to models that take images or audio
     request_timeout_s: float = 60.0  # a non-streaming request taking longer answers 504

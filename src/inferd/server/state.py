@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ..catalogue import ModelEntry
 from ..tasks import TASKS, InputKind
-from .limits import ClientGone, check_api_key
+from .limits import ClientGone
 from .metrics import Metrics, Observation
 from .respond import error_response, openai_error_response
 from .settings import ServerSettings
@@ -87,9 +87,10 @@ Handler = Callable[[Request, AppState, Observation], Awaitable[Response]]
 
 
 def endpoint(
-    *, protocol: str = "hf", auth: bool = True, record: bool = True
+    *, protocol: str = "hf", record: bool = True
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap an inference handler: API key, metrics, timing headers, and every error answered in one envelope.
+    """Wrap a handler: metrics, timing headers, and every error answered in one envelope (the API key is
+    checked before any route, by limits.ApiKeyGate).
 
     `record=False` leaves a route out of the request metrics (catalogue and status routes).
     The handler gets an Observation whose `task` it may set once known; errors (ServerError or unexpected)
@@ -107,8 +108,6 @@ def endpoint(
             )
             status = 500
             try:
-                if auth:
-                    check_api_key(request, state.settings.api_key)
                 response = await handler(request, state, obs)
                 status = response.status_code
                 if record and getattr(response, "observes_itself", False):  # streams record when they end

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ... import __version__
+from ..._version import __version__
 from ...backends.base import GeneratedToken, Generation, StreamStep
 from ...sse import encode_event
 
