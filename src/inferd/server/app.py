@@ -40,9 +40,14 @@ _TEI = {
 
 async def _openapi(request: Request) -> Response:
     state: AppState = request.app.state.inferd
-    if "openapi" not in state.cache:
-        state.cache["openapi"] = build_openapi()
-    return JSONResponse(state.cache["openapi"])
+    entries = state.engine.entries()
+    models = tuple(e.model_id for e in entries)  # models found in the HF cache since: a new schema
+    cached = state.cache.get("openapi")
+    if cached is None or cached[0] != models:
+        settings = state.settings
+        cached = (models, build_openapi(entries, api_key=bool(settings.api_key), docs=settings.docs))
+        state.cache["openapi"] = cached
+    return JSONResponse(cached[1])
 
 
 async def _docs(request: Request) -> Response:
@@ -113,7 +118,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = (
             f"No route {request.method} {request.url.path}." if exc.status_code in (404, 405) else exc.detail
         )
-        return error_response(ServerError(message, kind, status_code=exc.status_code))
+        # Starlette's 405 carries the `Allow` header RFC 9110 asks for: keep it.
+        return error_response(ServerError(message, kind, status_code=exc.status_code, headers=exc.headers))
     return error_response(exc)
 
 

@@ -30,8 +30,8 @@ _EXTRA_KEYS = {
     InputKind.TABLE: {"table"},
     InputKind.TABLE_QUERY: {"table", "query"},
 }
-# Tasks that take one text per request (their answer is one object, not one per input).
-_SINGLE_TEXT = {"text-generation", "text-to-speech", "text-to-image"}
+# The `options` clients send (huggingface_hub, huggingface.js); others are ignored, as the hosted API does.
+_OPTIONS = ("wait_for_model", "use_cache")
 
 
 @dataclass
@@ -83,8 +83,6 @@ def parse_body(data: bytes, content_type: str | None) -> Body:
 
 
 def _text(value: Any, where: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
     if not isinstance(value, str):
         raise ServerError(f"`{where}` must be a string, got {_type_name(value)}.")
     if not value.strip():
@@ -155,7 +153,7 @@ def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
         if "inputs" not in obj:
             raise ServerError('Missing field `inputs`: send {"inputs": "your text"}.')
         inputs = obj["inputs"]
-        if isinstance(inputs, list) and task.name not in _SINGLE_TEXT:
+        if isinstance(inputs, list) and not task.single_input:
             return _strings(inputs, "inputs"), True
         return [_text(inputs, "inputs")], False
     if kind is InputKind.IMAGE_QUESTION:
@@ -183,15 +181,20 @@ def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
             {"source_sentence": source, "sentences": _strings(inputs.get("sentences"), "inputs.sentences")}
         ], False
     # CONVERSATION
-    past = inputs.get("past_user_inputs") or []
-    answers = inputs.get("generated_responses") or []
     return [
         {
             "text": _text(inputs.get("text"), "inputs.text"),
-            "past_user_inputs": _strings(past, "inputs.past_user_inputs") if past else [],
-            "generated_responses": _strings(answers, "inputs.generated_responses") if answers else [],
+            "past_user_inputs": _history(inputs.get("past_user_inputs"), "inputs.past_user_inputs"),
+            "generated_responses": _history(inputs.get("generated_responses"), "inputs.generated_responses"),
         }
     ], False
+
+
+def _history(value: Any, where: str) -> list[str]:
+    """A conversation's earlier turns: absent, null or [] for none."""
+    if value is None or value == []:
+        return []
+    return _strings(value, where)
 
 
 def _parameters(task: Task, obj: dict[str, Any]) -> dict[str, Any]:
@@ -204,10 +207,19 @@ def _parameters(task: Task, obj: dict[str, Any]) -> dict[str, Any]:
     if task.top_level_parameters:
         names = {p.name for p in task.parameters}
         params.update({k: v for k, v in obj.items() if k in names})
-    labels = params.get("candidate_labels")
-    if isinstance(labels, str):  # v0.21 clients join the labels with commas
-        params["candidate_labels"] = [label.strip() for label in labels.split(",") if label.strip()]
     return params
+
+
+def _wait_for_model(obj: dict[str, Any]) -> bool:
+    options = obj.get("options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise ServerError(f"`options` must be an object, got {_type_name(options)}.")
+    for name in _OPTIONS:
+        if options.get(name) is not None and not isinstance(options[name], bool):
+            raise ServerError(f"`options.{name}` must be a boolean, got {_type_name(options[name])}.")
+    return options.get("wait_for_model") is True
 
 
 def _check_keys(task: Task, obj: dict[str, Any]) -> None:
@@ -240,13 +252,7 @@ def extract(task: Task, body: Body) -> HfRequest:
         _check_keys(task, obj)
     inputs, batched = _inputs(task, body)
     raw = _parameters(task, obj)
-    if isinstance(raw, dict) and "model" in raw and task.name == "table-question-answering":
-        # huggingface_hub 0.2x-0.36 puts a per-call `model=` inside the parameters of this task; the URL already
-        # names the model, so the key carries nothing.
-        raw = {k: v for k, v in raw.items() if k != "model"}
-    options = obj.get("options") or {}
-    if not isinstance(options, dict):
-        raise ServerError(f"`options` must be an object, got {_type_name(options)}.")
+    wait_for_model = _wait_for_model(obj)
     stream = obj.get("stream", False)
     if not isinstance(stream, bool):
         raise ServerError(f"`stream` must be a boolean, got {_type_name(stream)}.")
@@ -257,14 +263,12 @@ def extract(task: Task, body: Body) -> HfRequest:
             params = task.validate_parameters(raw)
         except ParameterError as exc:
             raise ServerError(str(exc)) from None
-        if "candidate_labels" in {p.name for p in task.parameters} and not params.get("candidate_labels"):
-            raise ServerError(f"Task '{task.name}' needs `parameters.candidate_labels`: a list of labels.")
     return HfRequest(
         task=task,
         inputs=inputs,
         batched=batched,
         parameters=params,
-        wait_for_model=options.get("wait_for_model") is True,
+        wait_for_model=wait_for_model,
         stream=stream,
         characters=_characters(inputs),
         raw_parameters=raw,
