@@ -85,37 +85,93 @@ def map_case(context: Any, case: Any) -> Any:
     return case
 
 
-def _error_type(response: Any) -> str | None:
+_TALLY: Counter[str] = Counter()
+_SERVER_ERRORS: list[dict[str, Any]] = []
+_LOCK = threading.Lock()
+
+
+def _error(response: Any) -> tuple[str | None, str]:
+    """(error_type, message) of an error answer, in inferd's envelope or OpenAI's."""
     try:
         body = json.loads(response.content)
     except (ValueError, TypeError):
-        return None
-    return body.get("error_type") if isinstance(body, dict) else None
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return body.get("error_type"), str(message or "")
+
+
+def model_refusal(response: Any) -> bool:
+    """A schema-valid request the model itself cannot take, which no schema of the route can state: a
+    generation parameter its runtime lacks (TGI's `model_kwargs` 400, which clients retry without), or a 422
+    from the model (inputs past its context, a table without its columns, `dimensions` past its vectors).
+    TGI's own checks of the parameters ("Input validation error: ...") are the schema's, so not these."""
+    error_type, message = _error(response)
+    if response.status_code == 400:
+        return "`model_kwargs` are not used by the model" in message
+    return (
+        response.status_code == 422
+        and error_type == "validation"
+        and not message.startswith("Input validation")
+    )
+
+
+_NOT_MEDIA = (
+    "is not valid base64",
+    "is not an image this server can read",
+    "is not audio this server can read",
+)
+
+
+def fake_media(case: Any, response: Any) -> bool:
+    """The coverage phase fills `base64-image` fields with "0" and the like: it knows JSON Schema's formats,
+    not ours (the fuzzing phase draws real files, above). The server refusing those is right."""
+    meta = getattr(case, "meta", None)
+    coverage = meta is not None and str(meta.phase.name) == "coverage"
+    return coverage and response.status_code == 400 and any(m in _error(response)[1] for m in _NOT_MEDIA)
 
 
 @schemathesis.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-    """Until task-not-served answers 400 (issue 9, item 2, on another branch), its 501 is not a failure here:
-    it is counted in the tally as `501 not_supported` instead."""
-    return not (response.status_code == 501 and _error_type(response) == "not_supported")
-
-
-_TALLY: Counter[str] = Counter()
-_SERVER_ERRORS: list[dict[str, Any]] = []
-_LOCK = threading.Lock()
+    """Drops three kinds of failures, counted in the tally instead:
+    - until task-not-served answers 400 (issue 9, item 2, on another branch), its 501 `not_supported`;
+    - a schema-valid request refused by the model (`model_refusal`);
+    - a request whose media the generator could not make (`fake_media`)."""
+    error_type, _ = _error(response)
+    if response.status_code == 501 and error_type == "not_supported":
+        return False
+    if type(failure).__name__ != "RejectedPositiveData":
+        return True
+    kind = (
+        "refused by the model"
+        if model_refusal(response)
+        else "fake media"
+        if fake_media(case, response)
+        else ""
+    )
+    if kind:
+        with _LOCK:
+            _TALLY[f"schema-valid, {kind}"] += 1
+    return not kind
 
 
 @schemathesis.check
 def tally(ctx: Any, response: Any, case: Any) -> bool | None:
     """Counts answers by status (never fails): cases, 4xx, 5xx, and the first few 5xx for the report."""
     status = response.status_code
-    kind = f"{status} {_error_type(response)}" if status >= 500 else f"{status // 100}xx"
+    kind = f"{status} {_error(response)[0]}" if status >= 500 else f"{status // 100}xx"
     with _LOCK:
         _TALLY["cases"] += 1
         _TALLY[kind] += 1
         if status >= 500 and len(_SERVER_ERRORS) < 20:
             _SERVER_ERRORS.append(
-                {"status": status, "operation": case.operation.label, "body": response.content[:300].decode("utf-8", "replace")}
+                {
+                    "status": status,
+                    "operation": case.operation.label,
+                    "body": response.content[:300].decode("utf-8", "replace"),
+                }
             )
     return None
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from . import health, hub
 from .errors import ServerError
@@ -112,14 +112,32 @@ def routes(settings: ServerSettings) -> list[Route]:
     return found
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the most specific route the path matches, with its twins (same path, other method).
+
+    `/models/{model_id:path}` matches every path under /models/; `/models/{model_id:path}/embed` says more,
+    so its methods are the ones `Allow` lists for /models/x/embed. Starlette lists only the first match's.
+    """
+    routes = [r for r in request.app.routes if isinstance(r, Route)]
+    matching = [r for r in routes if r.matches(request.scope)[0] is not Match.NONE]
+    if not matching:
+        return []
+    path = max(matching, key=lambda r: len(r.path_format)).path_format
+    return sorted({m for r in routes if r.path_format == path for m in (r.methods or ())})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         kind = _HTTP_ERRORS.get(exc.status_code, "bad_request")
-        message = (
-            f"No route {request.method} {request.url.path}." if exc.status_code in (404, 405) else exc.detail
-        )
-        # Starlette's 405 carries the `Allow` header RFC 9110 asks for: keep it.
-        return error_response(ServerError(message, kind, status_code=exc.status_code, headers=exc.headers))
+        headers = dict(exc.headers or {})
+        message = exc.detail
+        if exc.status_code == 404:
+            message = f"No route {request.method} {request.url.path}."
+        if exc.status_code == 405:
+            # RFC 9110's `Allow` lists every method of the path; Starlette's names only the first route's.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            message = f"{request.method} is not allowed on {request.url.path}: use {headers['Allow']}."
+        return error_response(ServerError(message, kind, status_code=exc.status_code, headers=headers))
     return error_response(exc)
 
 

@@ -206,7 +206,13 @@ def _parameters(task: Task, obj: dict[str, Any]) -> dict[str, Any]:
     params = dict(params)
     if task.top_level_parameters:
         names = {p.name for p in task.parameters}
-        params.update({k: v for k, v in obj.items() if k in names})
+        top = {k: v for k, v in obj.items() if k in names}
+        if top.keys() & params.keys():  # the top-level value wins, but the shadowed one must be valid too
+            try:
+                task.validate_parameters({k: v for k, v in params.items() if k in top})
+            except ParameterError as exc:
+                raise ServerError(str(exc)) from None
+        params.update(top)
     return params
 
 
@@ -222,15 +228,25 @@ def _wait_for_model(obj: dict[str, Any]) -> bool:
     return options.get("wait_for_model") is True
 
 
+class _OtherShape(ServerError):
+    """The body has keys of another task: when a model serves several, another error says more."""
+
+
 def _check_keys(task: Task, obj: dict[str, Any]) -> None:
-    allowed = {"inputs", "parameters", "options"} | _EXTRA_KEYS.get(task.input_kind, set())
+    aliases = _EXTRA_KEYS.get(task.input_kind, set())
+    if "inputs" in obj and aliases & obj.keys():
+        raise ServerError(
+            f"Send the input once: in `inputs` or as {sorted(aliases)} at the top level, not both "
+            f"(got `inputs` and {sorted(aliases & obj.keys())})."
+        )
+    allowed = {"inputs", "parameters", "options"} | aliases
     if task.name == "text-generation":
         allowed.add("stream")
     if task.top_level_parameters:
         allowed |= {p.name for p in task.parameters}
     unknown = sorted(set(obj) - allowed)
     if unknown:
-        raise ServerError(
+        raise _OtherShape(
             f"Unknown field(s) {unknown} in the request body for task '{task.name}'; expected {sorted(allowed)}."
         )
 
@@ -293,13 +309,15 @@ def resolve(model_id: str, served: Sequence[str], route_task: str | None, body: 
         raise ServerError(
             f"Model {model_id} serves no task of the Inference API; use its protocol routes.", "not_supported"
         )
-    first_error: ServerError | None = None
+    errors: list[ServerError] = []
     for task in candidates:
         try:
             return extract(task, body)
         except ServerError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
+            errors.append(exc)
+    # The error of the first task whose fields the body has (a bad image for the VQA model) says more than
+    # the first task's "unknown field" (image-classification takes no `question`).
+    first_error = next((e for e in errors if not isinstance(e, _OtherShape)), errors[0])
     if len(candidates) > 1:
         first_error.message = f"{first_error.message} (tried tasks: {', '.join(t.name for t in candidates)})"
     raise first_error

@@ -67,6 +67,8 @@ class Param:
         ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if expected is int and isinstance(value, float) and value.is_integer():
+            value, ok = int(value), True  # JSON Schema's integers include 3.0, and so do JSON parsers' floats
         if not ok:
             raise ParameterError(
                 f"Parameter `{self.name}` must be {_TYPE_NAMES.get(expected, expected.__name__)}, got {value!r}."

@@ -73,9 +73,10 @@ def _task_success(task: Task) -> dict[str, Any]:
 
 
 def _task_content(task: Task) -> dict[str, Any]:
-    bare = bare_inputs_schema(task)
+    # a bare value has no `parameters`: not for tasks that need some (zero-shot's labels)
+    bare = None if any(p.required for p in task.parameters) else bare_inputs_schema(task)
     schema = {"anyOf": [_ref(_schema_name(task)), bare]} if bare is not None else _ref(_schema_name(task))
-    return {"application/json": {"schema": schema}, **media_bodies(task)}
+    return {"application/json": {"schema": schema}, **({} if bare is None else media_bodies(task))}
 
 
 def _post(summary: str, content: dict[str, Any], responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -110,10 +111,13 @@ def _hf_paths(entries: Sequence[ModelEntry]) -> dict[str, Any]:
         tasks = [TASKS[t] for t in entry.tasks if t in TASKS]
         if not tasks:
             continue
-        json_bodies = [s["application/json"]["schema"] for s in map(_task_content, tasks)]
-        content: dict[str, Any] = {"application/json": {"schema": {"anyOf": json_bodies}}}
-        for task in tasks:
-            content.update(media_bodies(task))
+        contents = [_task_content(task) for task in tasks]
+        content: dict[str, Any] = {}
+        for one in contents:
+            content.update(one)
+        content["application/json"] = {
+            "schema": {"anyOf": [c["application/json"]["schema"] for c in contents]}
+        }
         success = {m for t in tasks for m in _task_success(t)["content"]}
         paths[f"/models/{entry.model_id}"] = _post(
             f"Run {entry.model_id} ({', '.join(t.name for t in tasks)}): the first of its tasks the body fits",

@@ -114,7 +114,10 @@ def task_request_schema(task: Task, *, stream_parameters: dict[str, Any] | None 
     `stream_parameters` (text-generation) is the schema of `parameters` when the body sets `"stream": true`.
     """
     shape = _inputs(task)
-    parameters = {"anyOf": [task.parameters_schema(), {"type": "null"}]}
+    needs_parameters = any(p.required for p in task.parameters)
+    parameters = task.parameters_schema()
+    if not needs_parameters:
+        parameters = {"anyOf": [parameters, {"type": "null"}]}
     properties: dict[str, Any] = {**shape["properties"], "parameters": parameters, "options": OPTIONS}
     if task.top_level_parameters:  # TEI-style: the parameters may sit next to `inputs`
         properties.update({p.name: p.json_schema() for p in task.parameters})
@@ -125,10 +128,14 @@ def task_request_schema(task: Task, *, stream_parameters: dict[str, Any] | None 
         "properties": properties,
         "additionalProperties": False,
     }
-    if "required" in shape:
-        schema["required"] = shape["required"]
+    required = [*shape.get("required", ()), *(["parameters"] if needs_parameters else [])]
+    if required:
+        schema["required"] = required
     if "anyOf" in shape:
         schema["anyOf"] = shape["anyOf"]
+        # one form or the other: `inputs`, or its fields at the top level (payload._check_keys)
+        aliases = [name for name in shape["properties"] if name != "inputs"]
+        schema["not"] = {"anyOf": [{"required": ["inputs", name]} for name in aliases]}
     if stream_parameters is not None:
         properties["stream"] = {"type": "boolean", "description": "Answer with server-sent events (TGI's)."}
         streaming = {"properties": {"stream": {"const": True}}, "required": ["stream"]}

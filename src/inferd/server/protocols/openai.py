@@ -98,11 +98,12 @@ def generation_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     The OpenAPI schema (server/openapi/protocol_bodies.py) states the same rules: change both together.
     """
     params: dict[str, Any] = {}
-    max_tokens = _field(body, "max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = _field(body, "max_tokens")
-    if max_tokens is not None:
-        params["max_new_tokens"] = max_tokens
+    for name in ("max_tokens", "max_completion_tokens"):  # the newer name wins; both must be valid
+        max_tokens = _field(body, name)
+        if max_tokens is not None:
+            params["max_new_tokens"] = validate({"max_new_tokens": max_tokens}, stream=False)[
+                "max_new_tokens"
+            ]
     temperature = _field(body, "temperature")
     if temperature is not None:
         if temperature == 0:
