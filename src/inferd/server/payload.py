@@ -133,6 +133,8 @@ def _media(body: Body, kind: InputKind, key: str) -> bytes:
         return media.b64decode(body.value, "body")
     value = body.value
     if isinstance(value, dict):
+        if isinstance(value.get("inputs"), dict):  # {"image", "question"}...: another task's input
+            raise _OtherShape(f"`inputs` must be {kind.value} in base64, not an object.")
         if "inputs" in value:
             return media.b64decode(value["inputs"], "inputs")
         if key in value:
