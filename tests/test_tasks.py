@@ -43,7 +43,27 @@ def test_parameter_schema_is_json_schema():
     assert schema["required"] == ["candidate_labels"] and schema["additionalProperties"] is False
 
 
-_SAMPLES = (None, True, False, 0, 1, -1, 3.0, 0.5, 1.5, 5000, "x", "", " , ", "a,b", [], ["a"], ["a"] * 5, [1], {})
+_SAMPLES = (
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    3.0,
+    0.5,
+    1.5,
+    5000,
+    "x",
+    "",
+    " , ",
+    "a,b",
+    [],
+    ["a"],
+    ["a"] * 5,
+    [1],
+    {},
+)
 
 
 @pytest.mark.parametrize("task", list(TASKS.values()), ids=lambda t: t.name)
