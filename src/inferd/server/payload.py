@@ -144,6 +144,24 @@ def _media(body: Body, kind: InputKind, key: str) -> bytes:
 
 
 def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
+    """The inputs, from `inputs` or from the top-level fields. Some clients send both (huggingface_hub's
+    visual_question_answering): then both must be valid, as the schema says, and the usual one is used."""
+    obj = body.value if body.kind == "json" and isinstance(body.value, dict) else {}
+    aliases = _EXTRA_KEYS.get(task.input_kind, set())
+    if "inputs" in obj and aliases & obj.keys():
+        if task.input_kind is InputKind.IMAGE_QUESTION and not isinstance(obj["inputs"], dict):
+            media.b64decode(obj["inputs"], "inputs")  # huggingface_hub sends the image as `inputs` too
+        else:
+            inputs_only = {k: v for k, v in obj.items() if k not in aliases}
+            _read_inputs(task, Body("json", inputs_only, body.content_type))
+        if task.input_kind in _MEDIA_KINDS:  # `inputs` wins there: check the alias on its own
+            _read_inputs(
+                task, Body("json", {k: v for k, v in obj.items() if k != "inputs"}, body.content_type)
+            )
+    return _read_inputs(task, body)
+
+
+def _read_inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
     kind = task.input_kind
     if kind in _MEDIA_KINDS:
         return [_media(body, kind, kind.value)], False
@@ -235,13 +253,7 @@ class _OtherShape(ServerError):
 
 
 def _check_keys(task: Task, obj: dict[str, Any]) -> None:
-    aliases = _EXTRA_KEYS.get(task.input_kind, set())
-    if "inputs" in obj and aliases & obj.keys():
-        raise ServerError(
-            f"Send the input once: in `inputs` or as {sorted(aliases)} at the top level, not both "
-            f"(got `inputs` and {sorted(aliases & obj.keys())})."
-        )
-    allowed = {"inputs", "parameters", "options"} | aliases
+    allowed = {"inputs", "parameters", "options"} | _EXTRA_KEYS.get(task.input_kind, set())
     if task.name == "text-generation":
         allowed.add("stream")
     if task.top_level_parameters:

@@ -65,13 +65,21 @@ def _object(properties: dict[str, Any], *required: str) -> dict[str, Any]:
 
 
 def _pair(
-    first: str, first_schema: dict[str, Any], second: str, second_schema: dict[str, Any]
+    first: str, first_schema: dict[str, Any], second: str, second_schema: dict[str, Any], also: Any = None
 ) -> dict[str, Any]:
-    """Two named inputs, inside `inputs` (the HF shape) or at the top level (older clients)."""
+    """Two named inputs, inside `inputs` (the HF shape) or at the top level (older clients). `also`: what
+    else `inputs` may hold next to top-level fields (huggingface_hub's VQA repeats the image there)."""
     inner = _object({first: first_schema, second: second_schema}, first, second)
     return {
-        "properties": {"inputs": inner, first: first_schema, second: second_schema},
-        "anyOf": [{"required": ["inputs"]}, {"required": [first, second]}],
+        "properties": {
+            "inputs": inner if also is None else {"anyOf": [inner, also]},
+            first: first_schema,
+            second: second_schema,
+        },
+        "anyOf": [
+            {"properties": {"inputs": {"type": "object"}}, "required": ["inputs"]},
+            {"required": [first, second]},
+        ],
     }
 
 
@@ -88,7 +96,7 @@ def _inputs(task: Task) -> dict[str, Any]:
             "anyOf": [{"required": ["inputs"]}, {"required": [kind.value]}],
         }
     if kind is InputKind.IMAGE_QUESTION:
-        return _pair("image", IMAGE, "question", TEXT)
+        return _pair("image", IMAGE, "question", TEXT, also=IMAGE)
     if kind is InputKind.QUESTION_CONTEXT:
         return _pair("question", TEXT, "context", TEXT)
     if kind is InputKind.TABLE_QUERY:
@@ -132,10 +140,7 @@ def task_request_schema(task: Task, *, stream_parameters: dict[str, Any] | None 
     if required:
         schema["required"] = required
     if "anyOf" in shape:
-        schema["anyOf"] = shape["anyOf"]
-        # one form or the other: `inputs`, or its fields at the top level (payload._check_keys)
-        aliases = [name for name in shape["properties"] if name != "inputs"]
-        schema["not"] = {"anyOf": [{"required": ["inputs", name]} for name in aliases]}
+        schema["anyOf"] = shape["anyOf"]  # `inputs`, or its fields at the top level; both must be valid
     if stream_parameters is not None:
         properties["stream"] = {"type": "boolean", "description": "Answer with server-sent events (TGI's)."}
         streaming = {"properties": {"stream": {"const": True}}, "required": ["stream"]}
