@@ -129,11 +129,14 @@ async def test_a_405_lists_every_method_of_the_path(tmp_path):
         ) as client:
             bare = await client.delete("/models/toy/text")
             embed = await client.put("/models/toy/minilm/embed")
+            chat = await client.get("/v1/chat/completions")
     finally:
         await engine.close()
     assert bare.status_code == 405 and set(bare.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
     assert embed.status_code == 405 and embed.headers["allow"] == "POST"
     assert embed.json()["error_type"] == "bad_request"
+    # an OpenAI path answers in OpenAI's envelope, as its schema says, even when no route takes the method
+    assert chat.status_code == 405 and chat.json()["error"]["message"].startswith("GET is not allowed")
 
 
 async def test_a_model_id_no_hub_repo_can_have_is_a_404_not_a_500(tmp_path):

@@ -24,7 +24,7 @@ from .metrics import Observation
 from .middleware import http_middleware
 from .openapi import SWAGGER_HTML, build_openapi
 from .protocols import hf, openai, openai_completions, openai_embeddings, tei, tgi
-from .respond import JSONResponse, error_response
+from .respond import JSONResponse, error_response, openai_error_response
 from .settings import ServerSettings
 from .state import AppState, Engine, endpoint
 
@@ -112,6 +112,13 @@ def routes(settings: ServerSettings) -> list[Route]:
     return found
 
 
+def _is_openai(path: str) -> bool:
+    """Paths of OpenAI routes, whose errors (even a 404 for a path no route matches) are in OpenAI's shape."""
+    return path == "/embeddings" or path.endswith(
+        ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+    )
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of the most specific route the path matches, with its twins (same path, other method).
 
@@ -137,7 +144,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             # RFC 9110's `Allow` lists every method of the path; Starlette's names only the first route's.
             headers["Allow"] = ", ".join(_allowed_methods(request))
             message = f"{request.method} is not allowed on {request.url.path}: use {headers['Allow']}."
-        return error_response(ServerError(message, kind, status_code=exc.status_code, headers=headers))
+        error = ServerError(message, kind, status_code=exc.status_code, headers=headers)
+        return openai_error_response(error) if _is_openai(request.url.path) else error_response(error)
     return error_response(exc)
 
 
