@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install check test run format bench clean
+.PHONY: install check test run format bench fuzz clean
 
 # Everything a developer needs: the client, the server, every default model's runtime, and the test tools.
 EXTRAS := server,transformers,cli,images,distributed,test,models-text,models-llm,models-audio,models-vision,tts-piper
@@ -52,6 +52,12 @@ format: install
 
 bench: install
 	$(PY) bench/client_overhead.py
+
+# schemathesis against a real `inferd serve` over every operation of its /openapi.json (scripts/fuzz.py):
+# tens of thousands of cases; `make fuzz FUZZ_ARGS="--config models.toml --max-time 600"` to change it.
+FUZZ_ARGS ?= --max-examples 100 --max-time 1800
+fuzz: install
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,12 @@ def _limits(p: Param) -> str:
         parts.append(f"{'>' if p.exclusive_minimum else '≥'} {p.minimum:g}")
     if p.maximum is not None:
         parts.append(f"≤ {p.maximum:g}")
+    if p.min_items is not None:
+        parts.append(f"≥ {p.min_items} item(s)")
+    if p.max_items is not None:
+        parts.append(f"≤ {p.max_items} items")
+    if p.required:
+        parts.append("required")
     return ", ".join(parts)
 
 

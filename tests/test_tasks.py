@@ -39,5 +39,45 @@ def test_numbers_widen_but_booleans_are_not_numbers():
 
 def test_parameter_schema_is_json_schema():
     schema = get_task("zero-shot-classification").parameters_schema()
-    assert schema["properties"]["candidate_labels"]["type"] == "array"
-    assert schema["additionalProperties"] is False
+    assert schema["properties"]["candidate_labels"]["anyOf"][0]["type"] == "array"
+    assert schema["required"] == ["candidate_labels"] and schema["additionalProperties"] is False
+
+
+_SAMPLES = (
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    3.0,
+    0.5,
+    1.5,
+    5000,
+    "x",
+    "",
+    " , ",
+    "a,b",
+    [],
+    ["a"],
+    ["a"] * 5,
+    [1],
+    {},
+)
+
+
+@pytest.mark.parametrize("task", list(TASKS.values()), ids=lambda t: t.name)
+def test_the_parameter_schema_accepts_exactly_what_validation_accepts(task):
+    """The OpenAPI schema is built from parameters_schema(): it must agree with the server's own check."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(task.parameters_schema())
+    base = {p.name: ["a"] for p in task.parameters if p.required}
+    for param in task.parameters:
+        for value in _SAMPLES:
+            params = {**base, param.name: value}
+            try:
+                task.validate_parameters(params)
+                accepted = True
+            except ParameterError:
+                accepted = False
+            assert validator.is_valid(params) == accepted, (param.name, value)

@@ -169,6 +169,15 @@ def test_piper_then_whisper_round_trip(piper, whisper):
     assert word_errors(text, result["text"]) <= 1, result
 
 
+@needs_piper
+def test_piper_speaks_a_text_holding_a_nul(piper):
+    # found by `make fuzz`: espeak takes C strings, and a NUL in the text was a 500
+    audio = speak(piper, "Hello\x00 world.")
+    assert audio.seconds > 0.3
+    with pytest.raises(InputError, match="non-empty"):
+        piper.predict(TTS, ["\x00\x00"], {})
+
+
 @needs_flite
 def test_flite_then_whisper_round_trip(flite, whisper):
     audio = speak(flite)

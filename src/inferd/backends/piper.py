@@ -61,6 +61,8 @@ class PiperModel(Model):
         raise InputError(f"Unknown speaker {speaker!r}; speakers: {known}.")
 
     def _one(self, text: Any, config: Any) -> Audio:
+        if isinstance(text, str):
+            text = text.replace("\x00", " ")  # espeak reads C strings: a NUL raised ValueError (a 500)
         if not isinstance(text, str) or not text.strip():
             raise InputError("Text to speak must be a non-empty string.")
         if len(text) > MAX_CHARS:

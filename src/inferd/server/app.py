@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from . import health, hub
 from .errors import ServerError
@@ -24,7 +24,7 @@ from .metrics import Observation
 from .middleware import http_middleware
 from .openapi import SWAGGER_HTML, build_openapi
 from .protocols import hf, openai, openai_completions, openai_embeddings, tei, tgi
-from .respond import JSONResponse, error_response
+from .respond import JSONResponse, error_response, openai_error_response
 from .settings import ServerSettings
 from .state import AppState, Engine, endpoint
 
@@ -40,9 +40,14 @@ _TEI = {
 
 async def _openapi(request: Request) -> Response:
     state: AppState = request.app.state.inferd
-    if "openapi" not in state.cache:
-        state.cache["openapi"] = build_openapi()
-    return JSONResponse(state.cache["openapi"])
+    entries = state.engine.entries()
+    models = tuple(e.model_id for e in entries)  # models found in the HF cache since: a new schema
+    cached = state.cache.get("openapi")
+    if cached is None or cached[0] != models:
+        settings = state.settings
+        cached = (models, build_openapi(entries, api_key=bool(settings.api_key), docs=settings.docs))
+        state.cache["openapi"] = cached
+    return JSONResponse(cached[1])
 
 
 async def _docs(request: Request) -> Response:
@@ -107,13 +112,40 @@ def routes(settings: ServerSettings) -> list[Route]:
     return found
 
 
+def _is_openai(path: str) -> bool:
+    """Paths of OpenAI routes, whose errors (even a 404 for a path no route matches) are in OpenAI's shape."""
+    return path == "/embeddings" or path.endswith(
+        ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the most specific route the path matches, with its twins (same path, other method).
+
+    `/models/{model_id:path}` matches every path under /models/; `/models/{model_id:path}/embed` says more,
+    so its methods are the ones `Allow` lists for /models/x/embed. Starlette lists only the first match's.
+    """
+    routes = [r for r in request.app.routes if isinstance(r, Route)]
+    matching = [r for r in routes if r.matches(request.scope)[0] is not Match.NONE]
+    if not matching:
+        return []
+    path = max(matching, key=lambda r: len(r.path_format)).path_format
+    return sorted({m for r in routes if r.path_format == path for m in (r.methods or ())})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         kind = _HTTP_ERRORS.get(exc.status_code, "bad_request")
-        message = (
-            f"No route {request.method} {request.url.path}." if exc.status_code in (404, 405) else exc.detail
-        )
-        return error_response(ServerError(message, kind, status_code=exc.status_code))
+        headers = dict(exc.headers or {})
+        message = exc.detail
+        if exc.status_code == 404:
+            message = f"No route {request.method} {request.url.path}."
+        if exc.status_code == 405:
+            # RFC 9110's `Allow` lists every method of the path; Starlette's names only the first route's.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            message = f"{request.method} is not allowed on {request.url.path}: use {headers['Allow']}."
+        error = ServerError(message, kind, status_code=exc.status_code, headers=headers)
+        return openai_error_response(error) if _is_openai(request.url.path) else error_response(error)
     return error_response(exc)
 
 

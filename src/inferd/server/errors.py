@@ -55,9 +55,10 @@ def overloaded(message: str, retry_after: float = 1.0) -> ServerError:
 
 # An absolute path (POSIX, home-relative or Windows) where a word, a quote, a bracket or `path:` could end: not
 # the `//` of a URL, nor a model id like `org/name`. Quoted, it runs to the quote (spaces included); bare, to a
-# space or a bracket, leaving a trailing `:` or `.` to the sentence.
+# space or a bracket, leaving a trailing `:` or `.` to the sentence. A quoted message that starts with a path
+# (`'/x/y: weight w holds NaN'`) keeps what follows the path's `: `.
 _START = r"(?:~|[A-Za-z]:)?[/\\](?=[^/\\\s'\"])"  # not a lone slash ("a / b") nor `//`
-_QUOTED_PATH = re.compile(rf"""(?<=(?P<q>['"])){_START}[^'"\n]*(?=(?P=q))""")
+_QUOTED_PATH = re.compile(rf"""(?<=(?P<q>['"])){_START}(?:(?!: )[^'"\n])*(?=(?P=q)|: )""")
 _BARE_PATH = re.compile(
     rf"""(?:^|(?<=[\s(\[=:,]))(?<!<){_START}[^\s'"()\[\],;<>]*?(?=[:.]?(?:[\s'"()\[\],;]|$))"""
 )

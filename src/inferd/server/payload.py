@@ -33,8 +33,8 @@ _EXTRA_KEYS = {
 }
 # JSON nesting a request may have: real bodies (chat messages with content parts, tables) use under 8.
 MAX_JSON_DEPTH = 64
-# Tasks that take one text per request (their answer is one object, not one per input).
-_SINGLE_TEXT = {"text-generation", "text-to-speech", "text-to-image"}
+# The `options` clients send (huggingface_hub, huggingface.js); others are ignored, as the hosted API does.
+_OPTIONS = ("wait_for_model", "use_cache")
 
 
 @dataclass
@@ -136,8 +136,6 @@ def check_json(value: Any) -> None:
 
 
 def _text(value: Any, where: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
     if not isinstance(value, str):
         raise ServerError(f"`{where}` must be a string, got {_type_name(value)}.")
     if not value.strip():
@@ -188,6 +186,8 @@ def _media(body: Body, kind: InputKind, key: str) -> bytes:
         return media.b64decode(body.value, "body")
     value = body.value
     if isinstance(value, dict):
+        if isinstance(value.get("inputs"), dict):  # {"image", "question"}...: another task's input
+            raise _OtherShape(f"`inputs` must be {kind.value} in base64, not an object.")
         if "inputs" in value:
             return media.b64decode(value["inputs"], "inputs")
         if key in value:
@@ -197,6 +197,24 @@ def _media(body: Body, kind: InputKind, key: str) -> bytes:
 
 
 def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
+    """The inputs, from `inputs` or from the top-level fields. Some clients send both (huggingface_hub's
+    visual_question_answering): then both must be valid, as the schema says, and the usual one is used."""
+    obj = body.value if body.kind == "json" and isinstance(body.value, dict) else {}
+    aliases = _EXTRA_KEYS.get(task.input_kind, set())
+    if "inputs" in obj and aliases & obj.keys():
+        if task.input_kind is InputKind.IMAGE_QUESTION and not isinstance(obj["inputs"], dict):
+            media.b64decode(obj["inputs"], "inputs")  # huggingface_hub sends the image as `inputs` too
+        else:
+            inputs_only = {k: v for k, v in obj.items() if k not in aliases}
+            _read_inputs(task, Body("json", inputs_only, body.content_type))
+        if task.input_kind in _MEDIA_KINDS:  # `inputs` wins there: check the alias on its own
+            _read_inputs(
+                task, Body("json", {k: v for k, v in obj.items() if k != "inputs"}, body.content_type)
+            )
+    return _read_inputs(task, body)
+
+
+def _read_inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
     kind = task.input_kind
     if kind in _MEDIA_KINDS:
         return [_media(body, kind, kind.value)], False
@@ -208,7 +226,7 @@ def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
         if "inputs" not in obj:
             raise ServerError('Missing field `inputs`: send {"inputs": "your text"}.')
         inputs = obj["inputs"]
-        if isinstance(inputs, list) and task.name not in _SINGLE_TEXT:
+        if isinstance(inputs, list) and not task.single_input:
             return _strings(inputs, "inputs"), True
         return [_text(inputs, "inputs")], False
     if kind is InputKind.IMAGE_QUESTION:
@@ -236,15 +254,20 @@ def _inputs(task: Task, body: Body) -> tuple[list[Any], bool]:
             {"source_sentence": source, "sentences": _strings(inputs.get("sentences"), "inputs.sentences")}
         ], False
     # CONVERSATION
-    past = inputs.get("past_user_inputs") or []
-    answers = inputs.get("generated_responses") or []
     return [
         {
             "text": _text(inputs.get("text"), "inputs.text"),
-            "past_user_inputs": _strings(past, "inputs.past_user_inputs") if past else [],
-            "generated_responses": _strings(answers, "inputs.generated_responses") if answers else [],
+            "past_user_inputs": _history(inputs.get("past_user_inputs"), "inputs.past_user_inputs"),
+            "generated_responses": _history(inputs.get("generated_responses"), "inputs.generated_responses"),
         }
     ], False
+
+
+def _history(value: Any, where: str) -> list[str]:
+    """A conversation's earlier turns: absent, null or [] for none."""
+    if value is None or value == []:
+        return []
+    return _strings(value, where)
 
 
 def _parameters(task: Task, obj: dict[str, Any]) -> dict[str, Any]:
@@ -256,11 +279,31 @@ def _parameters(task: Task, obj: dict[str, Any]) -> dict[str, Any]:
     params = dict(params)
     if task.top_level_parameters:
         names = {p.name for p in task.parameters}
-        params.update({k: v for k, v in obj.items() if k in names})
-    labels = params.get("candidate_labels")
-    if isinstance(labels, str):  # v0.21 clients join the labels with commas
-        params["candidate_labels"] = [label.strip() for label in labels.split(",") if label.strip()]
+        top = {k: v for k, v in obj.items() if k in names}
+        if top.keys() & params.keys():  # the top-level value wins, but the shadowed one must be valid too
+            try:
+                task.validate_parameters({k: v for k, v in params.items() if k in top})
+            except ParameterError as exc:
+                raise ServerError(str(exc)) from None
+        params.update(top)
     return params
+
+
+def _wait_for_model(obj: dict[str, Any]) -> bool | None:
+    """options.wait_for_model as sent; None when not sent (the server then waits, see waiting.py)."""
+    options = obj.get("options")
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise ServerError(f"`options` must be an object, got {_type_name(options)}.")
+    for name in _OPTIONS:
+        if options.get(name) is not None and not isinstance(options[name], bool):
+            raise ServerError(f"`options.{name}` must be a boolean, got {_type_name(options[name])}.")
+    return _flag_or_none(options.get("wait_for_model"))
+
+
+class _OtherShape(ServerError):
+    """The body has keys of another task: when a model serves several, another error says more."""
 
 
 def _check_keys(task: Task, obj: dict[str, Any]) -> None:
@@ -271,7 +314,7 @@ def _check_keys(task: Task, obj: dict[str, Any]) -> None:
         allowed |= {p.name for p in task.parameters}
     unknown = sorted(set(obj) - allowed)
     if unknown:
-        raise ServerError(
+        raise _OtherShape(
             f"Unknown field(s) {unknown} in the request body for task '{task.name}'; expected {sorted(allowed)}."
         )
 
@@ -293,13 +336,7 @@ def extract(task: Task, body: Body) -> HfRequest:
         _check_keys(task, obj)
     inputs, batched = _inputs(task, body)
     raw = _parameters(task, obj)
-    if isinstance(raw, dict) and "model" in raw and task.name == "table-question-answering":
-        # huggingface_hub 0.2x-0.36 puts a per-call `model=` inside the parameters of this task; the URL already
-        # names the model, so the key carries nothing.
-        raw = {k: v for k, v in raw.items() if k != "model"}
-    options = obj.get("options") or {}
-    if not isinstance(options, dict):
-        raise ServerError(f"`options` must be an object, got {_type_name(options)}.")
+    wait_for_model = _wait_for_model(obj)
     stream = obj.get("stream", False)
     if not isinstance(stream, bool):
         raise ServerError(f"`stream` must be a boolean, got {_type_name(stream)}.")
@@ -310,14 +347,12 @@ def extract(task: Task, body: Body) -> HfRequest:
             params = task.validate_parameters(raw)
         except ParameterError as exc:
             raise ServerError(str(exc)) from None
-        if "candidate_labels" in {p.name for p in task.parameters} and not params.get("candidate_labels"):
-            raise ServerError(f"Task '{task.name}' needs `parameters.candidate_labels`: a list of labels.")
     return HfRequest(
         task=task,
         inputs=inputs,
         batched=batched,
         parameters=params,
-        wait_for_model=_flag_or_none(options.get("wait_for_model")),
+        wait_for_model=wait_for_model,
         stream=stream,
         characters=_characters(inputs),
         raw_parameters=raw,
@@ -342,13 +377,15 @@ def resolve(model_id: str, served: Sequence[str], route_task: str | None, body: 
         raise ServerError(
             f"Model {model_id} serves no task of the Inference API; use its protocol routes.", "not_supported"
         )
-    first_error: ServerError | None = None
+    errors: list[ServerError] = []
     for task in candidates:
         try:
             return extract(task, body)
         except ServerError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
+            errors.append(exc)
+    # The error of the first task whose fields the body has (a bad image for the VQA model) says more than
+    # the first task's "unknown field" (image-classification takes no `question`).
+    first_error = next((e for e in errors if not isinstance(e, _OtherShape)), errors[0])
     if len(candidates) > 1:
         first_error.message = f"{first_error.message} (tried tasks: {', '.join(t.name for t in candidates)})"
     raise first_error

@@ -261,7 +261,10 @@ def hub_cached_entry(model_id: str) -> ModelEntry | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    config = try_to_load_from_cache(model_id, "config.json")
+    try:
+        config = try_to_load_from_cache(model_id, "config.json")
+    except ValueError:  # huggingface_hub's HFValidationError: an id no Hub repo can have ("y.", "a--b")
+        return None
     if not isinstance(config, str):
         return None
     task = None

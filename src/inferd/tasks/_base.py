@@ -53,6 +53,11 @@ class Param:
     exclusive_minimum: bool = False
     choices: tuple[Any, ...] | None = None
     items: builtins.type | None = None  # element type when `type` is list
+    min_items: int | None = None  # list length bounds
+    max_items: int | None = None
+    required: bool = False  # the task cannot run without it
+    # A string is taken as its comma-separated items (v0.21 clients join `candidate_labels` so).
+    comma_separated: bool = False
 
     def validate(self, value: Any) -> Any:
         """Return `value` (ints widened to float where a number is expected) or raise ParameterError."""
@@ -62,12 +67,18 @@ class Param:
         ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if expected is int and isinstance(value, float) and value.is_integer():
+            value, ok = int(value), True  # JSON Schema's integers include 3.0, and so do JSON parsers' floats
         if not ok:
             raise ParameterError(
                 f"Parameter `{self.name}` must be {_TYPE_NAMES.get(expected, expected.__name__)}, got {value!r}."
             )
         if self.items is not None and any(not isinstance(v, self.items) for v in value):
             raise ParameterError(f"Parameter `{self.name}` must be a list of {self.items.__name__}.")
+        if self.min_items is not None and len(value) < self.min_items:
+            raise ParameterError(f"Parameter `{self.name}` needs at least {self.min_items} item(s).")
+        if self.max_items is not None and len(value) > self.max_items:
+            raise ParameterError(f"Parameter `{self.name}` takes at most {self.max_items} items.")
         if self.choices is not None and value not in self.choices:
             raise ParameterError(
                 f"Parameter `{self.name}` must be one of {list(self.choices)}, got {value!r}."
@@ -84,24 +95,29 @@ class Param:
         return value
 
     def json_schema(self) -> dict[str, Any]:
-        names = {
-            bool: "boolean",
-            int: "integer",
-            float: "number",
-            str: "string",
-            list: "array",
-            dict: "object",
-        }
-        schema: dict[str, Any] = {"type": names.get(self.type, "string"), "description": self.description}
+        """The JSON Schema of the values `validate` accepts: null means "the default", as clients send it."""
+        value: dict[str, Any] = {"type": _JSON_TYPES.get(self.type, "string")}
         if self.minimum is not None:
-            schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+            value["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
         if self.maximum is not None:
-            schema["maximum"] = self.maximum
+            value["maximum"] = self.maximum
         if self.choices is not None:
-            schema["enum"] = list(self.choices)
+            value["enum"] = list(self.choices)
         if self.items is not None:
-            schema["items"] = {"type": names.get(self.items, "string")}
-        return schema
+            value["items"] = {"type": _JSON_TYPES.get(self.items, "string")}
+        if self.min_items is not None:
+            value["minItems"] = self.min_items
+        if self.max_items is not None:
+            value["maxItems"] = self.max_items
+        if self.comma_separated:
+            # The string form must still hold one item once split on commas and stripped.
+            value = {"anyOf": [value, {"type": "string", "pattern": r"[^,\s]"}]}
+        if self.required:
+            return {**value, "description": self.description}
+        return {"anyOf": [value, {"type": "null"}], "description": self.description}
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,10 @@ class Task:
     returns_audio: bool = False
     # parameters the wire carries at the top level of the body, next to "inputs" (TEI-style feature-extraction)
     top_level_parameters: bool = False
+    # one input per request: a list in `inputs` is refused (the answer is one image, one audio, one text)
+    single_input: bool = False
+    # keys some clients put in `parameters` that carry nothing here: accepted and dropped
+    ignored_parameters: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,20 +157,35 @@ class Task:
     def validate_parameters(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Check every parameter against its declared type and limits; unknown names are refused."""
         if params is None:
-            return {}
+            params = {}
         if not isinstance(params, Mapping):
             raise ParameterError(f"`parameters` must be an object, got {type(params).__name__}.")
         known = {p.name: p for p in self.parameters}
+        params = {k: v for k, v in params.items() if k not in self.ignored_parameters}
         unknown = sorted(set(params) - set(known))
         if unknown:
             raise ParameterError(
                 f"Unknown parameter(s) for task '{self.name}': {unknown}. Known: {sorted(known)}."
             )
-        return {k: known[k].validate(v) for k, v in params.items() if v is not None}
+        for p in self.parameters:
+            if p.comma_separated and isinstance(params.get(p.name), str):
+                params[p.name] = [item.strip() for item in params[p.name].split(",") if item.strip()]
+        valid = {k: known[k].validate(v) for k, v in params.items() if v is not None}
+        missing = [p.name for p in self.parameters if p.required and p.name not in valid]
+        if missing:
+            raise ParameterError(
+                f"Task '{self.name}' needs `parameters.{missing[0]}`: {known[missing[0]].description}"
+            )
+        return valid
 
     def parameters_schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {p.name: p.json_schema() for p in self.parameters},
-            "additionalProperties": False,
-        }
+        """The JSON Schema of `parameters`, as `validate_parameters` checks it."""
+        properties = {p.name: p.json_schema() for p in self.parameters}
+        properties.update(
+            {name: {"description": "Accepted and ignored."} for name in self.ignored_parameters}
+        )
+        schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+        required = [p.name for p in self.parameters if p.required]
+        if required:
+            schema["required"] = required
+        return schema

@@ -11,7 +11,15 @@ FUNCTION_TO_APPLY = Param(
     "Function applied to the model's outputs to get scores.",
     choices=("sigmoid", "softmax", "none"),
 )
-CANDIDATE_LABELS = Param("candidate_labels", list, "The labels to choose from (at least two).", items=str)
+CANDIDATE_LABELS = Param(
+    "candidate_labels",
+    list,
+    "The labels to choose from (a list, or one comma-separated string).",
+    items=str,
+    min_items=1,
+    required=True,
+    comma_separated=True,
+)
 HYPOTHESIS_TEMPLATE = Param(
     "hypothesis_template", str, "Sentence the label is put into, with `{}` where the label goes."
 )

@@ -20,6 +20,8 @@ TASK = Task(
         Param("sequential", bool, "Answer queries one by one."),
         Param("truncation", bool, "Truncate long tables."),
     ),
+    # huggingface_hub 0.2x-0.36 puts a per-call `model=` in the parameters; the URL names the model already.
+    ignored_parameters=("model",),
     example_input={
         "query": "How many stars does the transformers repository have?",
         "table": {"Repository": ["Transformers", "Datasets"], "Stars": ["36542", "4512"]},

@@ -26,7 +26,9 @@ TASK = Task(
         Param("repetition_penalty", float, "Penalty on repeated tokens.", minimum=0, exclusive_minimum=True),
         Param("return_full_text", bool, "Put the prompt before the generated text."),
         Param("seed", int, "Seed of the random generator.", minimum=0),
-        Param("stop", list, "Stop when one of these strings is generated (at most 4).", items=str),
+        Param(
+            "stop", list, "Stop when one of these strings is generated (at most 4).", items=str, max_items=4
+        ),
         Param("temperature", float, "Sampling temperature.", minimum=0, exclusive_minimum=True),
         Param("top_k", int, "Sample from the k likeliest tokens.", minimum=0, exclusive_minimum=True),
         Param("top_n_tokens", int, "Return the n likeliest tokens at each step.", minimum=0, maximum=5),
@@ -46,5 +48,6 @@ TASK = Task(
         Param("adapter_id", str, "LoRA adapter to use (TGI only)."),
     ),
     example_input="The huggingface_hub library is ",
+    single_input=True,
     example_output="a library that lets you download and upload models.",
 )

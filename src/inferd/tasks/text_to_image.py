@@ -9,6 +9,7 @@ TASK = Task(
     summary="Draw an image from a prompt.",
     output=Any,  # PIL.Image.Image
     parameters=IMAGE_GENERATION_PARAMETERS,
+    single_input=True,
     example_input="An astronaut riding a horse on the moon.",
     example_output="<PIL.Image>",
     returns_image=True,

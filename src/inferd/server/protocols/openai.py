@@ -29,7 +29,8 @@ from ..waiting import waits_for_model
 from . import openai_wire as wire
 from .tgi import close_quietly, for_runtime, validate
 
-_PLACEHOLDERS = {"", "dummy", "tgi", "default"}
+# `model` values that mean "the server's default model for this route" (clients must send something).
+PLACEHOLDERS = ("", "dummy", "tgi", "default")
 _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
@@ -68,37 +69,69 @@ def messages_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _field(body: Mapping[str, Any], name: str) -> Any:
+    """A field that holds a number or a string; a boolean is refused (True == 1 would pass for `n` = 1)."""
+    value = body.get(name)
+    if isinstance(value, bool):
+        raise bad(f"`{name}` must be a number, got a boolean.", name)
+    return value
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise bad(f"`{name}` must be a boolean.", name)
+    return value is True
+
+
+def include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise bad("`stream_options` must be an object.", "stream_options")
+    return _flag(options, "include_usage")
+
+
 def generation_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI request fields -> text-generation parameters (TGI names); what we cannot do is a 400 naming it."""
+    """OpenAI request fields -> text-generation parameters (TGI names); what we cannot do is a 400 naming it.
+
+    The OpenAPI schema (server/openapi/protocol_bodies.py) states the same rules: change both together.
+    """
     params: dict[str, Any] = {}
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None:
-        params["max_new_tokens"] = max_tokens
-    temperature = body.get("temperature")
+    for name in ("max_tokens", "max_completion_tokens"):  # the newer name wins; both must be valid
+        max_tokens = _field(body, name)
+        if max_tokens is not None:
+            params["max_new_tokens"] = validate({"max_new_tokens": max_tokens}, stream=False)[
+                "max_new_tokens"
+            ]
+    temperature = _field(body, "temperature")
     if temperature is not None:
         if temperature == 0:
             params["do_sample"] = False
         else:
             params["temperature"], params["do_sample"] = temperature, True
-    if body.get("top_p") not in (None, 1, 1.0):
+    if _field(body, "top_p") not in (None, 1):
         params["top_p"] = body["top_p"]
     for name in ("seed", "frequency_penalty"):
-        if body.get(name) not in (None, 0):
+        if _field(body, name) not in (None, 0):
             params[name] = body[name]
     stop = body.get("stop")
     if stop is not None:
         params["stop"] = [stop] if isinstance(stop, str) else stop
-    if body.get("n") not in (None, 1):
+    if _field(body, "n") not in (None, 1):
         raise bad("Only `n` = 1 is supported.", "n")
-    if body.get("presence_penalty") not in (None, 0):
+    if _field(body, "presence_penalty") not in (None, 0):
         raise bad("`presence_penalty` is not supported; use `frequency_penalty`.", "presence_penalty")
-    if body.get("tools"):
+    if body.get("tools") not in (None, []):
         raise bad("Tool calls are not supported by this server.", "tools")
-    if body.get("logit_bias"):
+    if body.get("logit_bias") not in (None, {}):
         raise bad("`logit_bias` is not supported.", "logit_bias")
     fmt = body.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type", "text") != "text"):
         raise bad("Only `response_format` {'type': 'text'} is supported.", "response_format")
+    _flag(body, "stream")
+    include_usage(body)
     return params
 
 
@@ -152,7 +185,7 @@ def model_for(
         named = body.get("model")
         if named is not None and not isinstance(named, str):
             raise bad("`model` must be a string.", "model")
-        model_id = named if named not in _PLACEHOLDERS and named is not None else None
+        model_id = named if named not in PLACEHOLDERS and named is not None else None
         model_id = model_id or next((m for m in map(state.engine.recommended, tasks) if m), None)
     if not model_id:
         raise ServerError(f"This server has no {kind} model.", "not_found")
@@ -223,9 +256,7 @@ async def run_generation(
     except BaseException:
         await close_quietly(steps)
         raise
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    chunks = encoder(stop=stop, include_usage=include_usage)
+    chunks = encoder(stop=stop, include_usage=include_usage(body))
     headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
     return _ObservedStream(
         _events(first, steps, chunks, obs, prompt_tokens), media_type="text/event-stream", headers=headers
@@ -239,7 +270,7 @@ async def chat_completions(request: Request, state: AppState, obs: Observation) 
     obs.model, obs.task = model_id, CHAT_COMPLETION
     messages = messages_of(body)
     params = validate(generation_parameters(body), stream=body.get("stream") is True)
-    logprobs = body.get("logprobs") is True
+    logprobs = _flag(body, "logprobs")
     return await run_generation(
         request,
         state,

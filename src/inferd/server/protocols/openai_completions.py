@@ -43,9 +43,9 @@ def prompt_of(body: Mapping[str, Any]) -> str:
 
 
 def refuse_unsupported(body: Mapping[str, Any]) -> None:
-    if body.get("suffix"):
+    if body.get("suffix") not in (None, ""):
         raise bad("`suffix` (insertion) is not supported.", "suffix")
-    if body.get("best_of") not in (None, 1):
+    if isinstance(body.get("best_of"), bool) or body.get("best_of") not in (None, 1):
         raise bad("Only `best_of` = 1 is supported.", "best_of")
     if body.get("logprobs") is not None:
         raise bad(

@@ -81,7 +81,8 @@ async def embeddings(request: Request, state: AppState, obs: Observation) -> Res
     model_id = model_for(request, state, body, ("feature-extraction",), "embedding")
     obs.model, obs.task = model_id, "feature-extraction"
     texts = texts_of(body, model_id, state.settings.max_client_batch_size)
-    encoding = body.get("encoding_format") or "float"
+    encoding = body.get("encoding_format")
+    encoding = "float" if encoding is None else encoding
     if encoding not in ENCODINGS:
         raise bad(f"`encoding_format` must be one of {list(ENCODINGS)}, got {encoding!r}.", "encoding_format")
     vectors = await embed(request, state, model_id, texts, parameters_of(body))

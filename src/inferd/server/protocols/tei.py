@@ -35,9 +35,10 @@ from ..waiting import waits_for_model
 from .embeddings import check_parameters, embed, similarities
 from .hf import approximation_headers
 
-_EMBED_KEYS = ("normalize", "truncate", "truncation_direction", "prompt_name", "dimensions")
-_TRUNCATION_KEYS = ("truncate", "truncation_direction")
-_SIMILARITY_KEYS = (*_TRUNCATION_KEYS, "prompt_name")
+# The feature-extraction parameters each route takes (the OpenAPI schema reads these too).
+EMBED_KEYS = ("normalize", "truncate", "truncation_direction", "prompt_name", "dimensions")
+TRUNCATION_KEYS = ("truncate", "truncation_direction")
+SIMILARITY_KEYS = (*TRUNCATION_KEYS, "prompt_name")
 RERANK_APPROXIMATION = (
     "rerank by the cosine of {model} embeddings (a bi-encoder), not a cross-encoder reranker; "
     "scores are cosines in [-1, 1]"
@@ -100,9 +101,12 @@ async def embed_route(request: Request, state: AppState, obs: Observation) -> Re
     model_id = _model(request, state, obs, "feature-extraction")
     body = await _body(request, state, '{"inputs": str | [str], "normalize", "truncate", ...}')
     inputs = body.get("inputs")
-    limit = state.settings.max_client_batch_size
-    texts = [_text(inputs, "inputs")] if isinstance(inputs, str) else _texts(inputs, "inputs", limit)
-    params = check_parameters({"normalize": True, **_picked(body, _EMBED_KEYS)})
+    texts = (
+        [_text(inputs, "inputs")]
+        if isinstance(inputs, str)
+        else _texts(inputs, "inputs", state.settings.max_client_batch_size)
+    )
+    params = check_parameters({"normalize": True, **_picked(body, EMBED_KEYS)})
     vectors = await embed(request, state, model_id, texts, params)
     headers = _headers(state, obs, sum(map(len, texts)))
     headers.update(approximation_headers(dict(state.engine.entry(model_id).approximations), obs.task))
@@ -119,10 +123,11 @@ async def similarity_route(request: Request, state: AppState, obs: Observation) 
         raise ServerError('`inputs` must be an object {"source_sentence": str, "sentences": [str]}.')
     source = _text(inputs.get("source_sentence"), "inputs.source_sentence")
     sentences = _texts(inputs.get("sentences"), "inputs.sentences", state.settings.max_client_batch_size)
-    options = body.get("parameters") or {}
+    options = body.get("parameters")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise ServerError("`parameters` must be an object.")
-    params = check_parameters(_picked(options, _SIMILARITY_KEYS))
+    params = check_parameters(_picked(options, SIMILARITY_KEYS))
     scores = await similarities(request, state, model_id, source, sentences, params)
     return JSONResponse(scores, headers=_headers(state, obs, len(source) + sum(map(len, sentences))))
 
@@ -137,7 +142,7 @@ async def rerank_route(request: Request, state: AppState, obs: Observation) -> R
     texts = _texts(body.get("texts"), "texts", state.settings.max_client_batch_size)
     return_text = _flag(body, "return_text")
     _flag(body, "raw_scores")  # checked, then moot: cosines either way (see the module's docstring)
-    params = check_parameters(_picked(body, _TRUNCATION_KEYS))
+    params = check_parameters(_picked(body, TRUNCATION_KEYS))
     scores = await similarities(request, state, model_id, query, texts, params)
     order = sorted(range(len(texts)), key=lambda i: -scores[i])
     ranks = [{"index": i, "score": scores[i], **({"text": texts[i]} if return_text else {})} for i in order]

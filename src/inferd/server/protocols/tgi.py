@@ -7,6 +7,7 @@ InferenceClient and text_generation.Client recognise and retry without.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -30,7 +31,19 @@ from . import tgi_wire as wire
 log = logging.getLogger("inferd.server")
 
 TEXT_GENERATION = TASKS["text-generation"]
-MAX_STOP_SEQUENCES = 4
+# TGI's rules for a stream: one sequence (`best_of` 1), no prompt details. The schema of /generate_stream and
+# of `"stream": true` bodies reads this variant, so it states them once.
+STREAMING_TEXT_GENERATION = dataclasses.replace(
+    TEXT_GENERATION,
+    parameters=tuple(
+        dataclasses.replace(p, maximum=1, description=f"{p.description} Streams take 1.")
+        if p.name == "best_of"
+        else dataclasses.replace(p, choices=(False,), description=f"{p.description} Not when streaming.")
+        if p.name == "decoder_input_details"
+        else p
+        for p in TEXT_GENERATION.parameters
+    ),
+)
 # Handled here, whatever the runtime: they shape the answer, not the generation.
 _SERVER_SIDE = {"details", "return_full_text"}
 
@@ -42,25 +55,11 @@ def _neutral(name: str, value: Any) -> bool:
 
 def validate(raw: Any, *, stream: bool) -> dict[str, Any]:
     """The parameters, checked against TGI's limits, or a 422 `validation` ServerError in TGI's words."""
+    task = STREAMING_TEXT_GENERATION if stream else TEXT_GENERATION
     try:
-        params = TEXT_GENERATION.validate_parameters(raw)
+        return task.validate_parameters(raw)
     except ParameterError as exc:
         raise ServerError(f"Input validation error: {exc}", "validation") from None
-    if len(params.get("stop") or []) > MAX_STOP_SEQUENCES:
-        raise ServerError(
-            f"Input validation error: `stop` supports up to {MAX_STOP_SEQUENCES} stop sequences.",
-            "validation",
-        )
-    if stream and (params.get("best_of") or 1) > 1:
-        raise ServerError(
-            "Input validation error: `best_of` != 1 is not supported when streaming tokens", "validation"
-        )
-    if stream and params.get("decoder_input_details"):
-        raise ServerError(
-            "Input validation error: `decoder_input_details` == true is not supported when streaming tokens",
-            "validation",
-        )
-    return params
 
 
 def for_runtime(params: Mapping[str, Any], supported: frozenset[str]) -> dict[str, Any]:
