@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import llama_cpp_tasks as prompted
-from .base import Backend, GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from .base import (
+    Backend,
+    GeneratedToken,
+    Generation,
+    InputError,
+    StreamStep,
+    TextGenerator,
+    check_cancelled,
+)
 from .llama_cpp_params import PIPELINE_ONLY, SUPPORTED_PARAMETERS, GenerationParams, build_sampler
 
 if TYPE_CHECKING:
@@ -273,6 +281,7 @@ class LlamaCppModel(TextGenerator):
 
     def _steps(self, seq: _Sequence) -> Iterator[StreamStep]:
         while True:
+            check_cancelled()  # every token: a request that ended (client gone, 504) stops here
             step = self._emit(seq, *self._step(seq))
             yield step
             if step.finish_reason:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import Generation, InputError, StreamStep, TextGenerator
+from ..backends import Busy, Cancelled, Generation, InputError, StreamStep, TextGenerator
 from ..catalogue import ModelEntry, model_home
-from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
-from .errors import ServerError, model_loading, overloaded
+from .batching import Batcher, BatcherClosedError, BatchInfo, BatchMismatchError, QueueFullError
+from .errors import ServerError, model_loading, overloaded, shutting_down
 from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, LOADING, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
@@ -226,11 +226,19 @@ class Engine:
             s = self.settings
             model_id = slot.entry.model_id
 
+            chunk = slot.entry.max_batch_size or s.max_batch_size
+
             async def run(key: Any, inputs: list[Any]) -> list[Any]:
-                model, thread = slot.model, slot.thread
-                if model is None or thread is None:
-                    raise RuntimeError(f"model {model_id} was unloaded")
-                return await thread.call(model.predict, key.task, inputs, key.parameters)
+                # A request with more items than a batch (20k texts to embed) runs in batch-sized chunks: when its
+                # caller leaves, the batcher cancels this call and the work stops at the next chunk boundary.
+                results: list[Any] = []
+                for start in range(0, len(inputs), chunk):
+                    model, thread = slot.model, slot.thread
+                    if model is None or thread is None:
+                        raise RuntimeError(f"model {model_id} was unloaded")
+                    part = inputs[start : start + chunk]
+                    results.extend(await thread.call(model.predict, key.task, part, key.parameters))
+                return results
 
             def cost(key: Any, inputs: Sequence[Any]) -> int:
                 model = slot.model  # models that do not price their inputs answer 0: items only
@@ -271,6 +279,12 @@ class Engine:
             return exc
         if isinstance(exc, InputError):
             return ServerError(str(exc) or "Invalid inputs for this model.", "validation")
+        if isinstance(exc, Busy):
+            return overloaded(f"Model {entry.model_id}: {exc}", exc.retry_after_s)
+        if isinstance(exc, Cancelled):  # its caller had gone: nobody reads this answer
+            return ServerError(f"Model {entry.model_id} stopped this request: it had ended.", "timeout")
+        if isinstance(exc, BatcherClosedError):
+            return shutting_down()
         if isinstance(exc, BatchMismatchError):
             return ServerError(f"Model {entry.model_id} returned a wrong number of results.", "internal")
         log.error("Model %s failed", entry.model_id, exc_info=exc)

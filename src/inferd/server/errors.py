@@ -42,3 +42,10 @@ def model_loading(model_id: str, estimated_time: float) -> ServerError:
 
 def overloaded(message: str, retry_after: float = 1.0) -> ServerError:
     return ServerError(message, "overloaded", headers={"Retry-After": str(max(1, int(retry_after + 0.999)))})
+
+
+def shutting_down() -> ServerError:
+    """What a request still running when the server's drain time is up gets (SIGTERM, `--drain-timeout`)."""
+    return ServerError(
+        "The server is shutting down; retry shortly.", "unhealthy", headers={"Retry-After": "1"}
+    )
