@@ -83,6 +83,7 @@ class Engine:
             is_idle=lambda slot: self._batcher_idle(slot),
             on_unload=self._on_unload,
             on_load=lambda slot, seconds, ok: self.stats.load(slot.entry.model_id, seconds, ok),
+            room_wait_s=s.request_timeout_s,
         )
         # True while start() loads the preloads: /health answers 503 until they are done (health.py).
         self.preloading = False
@@ -306,7 +307,9 @@ class Engine:
                 f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
                 "not_supported",
             )
-        return GeneratorHandle(self, slot, slot.model, await self._scheduler(slot, slot.model))
+        with self.registry.using(slot):  # not evicted while its scheduler is made
+            scheduler = await self._scheduler(slot, slot.model)
+        return GeneratorHandle(self, slot, slot.model, scheduler)
 
     async def _scheduler(self, slot: Slot, model: TextGenerator) -> StreamScheduler | None:
         """The model's stream scheduler, made on first use; None when its streams run one at a time."""
