@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,6 +69,20 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="gzip JSON and text answers over 1 KB to clients that accept it; streams never (default off)",
     )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        help="on SIGTERM: seconds in-flight requests and streams get to finish; then streams end with a final "
+        "error event (30)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout", type=float, help="seconds an idle keep-alive connection stays open (5)"
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections and requests before new ones get 503 (uvicorn's limit_concurrency; 1000)",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     # Ray Serve (the `distributed` extra): the same app, one engine per replica, behind Ray's HTTP proxy.
     p.add_argument(
@@ -91,7 +106,16 @@ def _replicas(text: str) -> int | str:
 
 
 # Flags that choose how to run, not what the server does.
-_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas")
+_NOT_SERVER_VALUES = (
+    "command",
+    "config",
+    "log_level",
+    "ray",
+    "replicas",
+    "drain_timeout",
+    "keep_alive_timeout",
+    "max_connections",
+)
 
 
 def _serve_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -153,7 +177,26 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.engine import Engine
 
     app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    from .server.drain import DrainingServer
+
+    for flag in ("drain_timeout", "keep_alive_timeout", "max_connections"):
+        if (getattr(args, flag) or 0) < 0:
+            print(f"inferd serve: --{flag.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        # An idle keep-alive connection is closed after this; connections beyond the cap are answered 503
+        # (20,000 idle sockets used to reach the fd limit and lock new clients out).
+        timeout_keep_alive=int(args.keep_alive_timeout if args.keep_alive_timeout is not None else 5),
+        limit_concurrency=args.max_connections or 1000,
+    )
+    drain = args.drain_timeout if args.drain_timeout is not None else 30.0
+    # uvicorn re-raises the SIGTERM it handled once it is done; a drained server exits 0, as its supervisor expects.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    DrainingServer(config, drain_timeout_s=drain).run()
     return 0
 
 

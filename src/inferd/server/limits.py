@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import anyio
 
 from starlette.requests import Request
 
@@ -69,13 +71,21 @@ async def unless_disconnected(request: Request, work: Awaitable[T], timeout_s: f
     try:
         done, _ = await asyncio.wait({task, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        task.cancel()
+        await _stop(task)
         raise
     finally:
         watcher.cancel()
     if task in done:
         return task.result()
-    task.cancel()
+    await _stop(task)
     if watcher in done:
         raise ClientGone()
     raise ServerError(f"The request took longer than {timeout_s:g} s.", "timeout")
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it has stopped: a stream's `anext` still running when the caller closes the
+    stream made `aclose()` fail with "asynchronous generator is already running" (a 500 at shutdown)."""
+    task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.gather(task, return_exceptions=True)
