@@ -177,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.engine import Engine
 
     app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
+    from .server.connections import with_header_timeout
     from .server.drain import DrainingServer
 
     for flag in ("drain_timeout", "keep_alive_timeout", "max_connections"):
@@ -192,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
         # (20,000 idle sockets used to reach the fd limit and lock new clients out).
         timeout_keep_alive=int(args.keep_alive_timeout if args.keep_alive_timeout is not None else 5),
         limit_concurrency=args.max_connections or 1000,
+        http=with_header_timeout(),
     )
     drain = args.drain_timeout if args.drain_timeout is not None else 30.0
     # uvicorn re-raises the SIGTERM it handled once it is done; a drained server exits 0, as its supervisor expects.

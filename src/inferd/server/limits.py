@@ -35,18 +35,34 @@ def _too_large(limit: int) -> ServerError:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes `limit` (never buffering more than that)."""
+# A body must arrive within this (a client sending 1 byte/s used to hold a connection and its worker for 85 s,
+# past the request timeout). 50 MB of media at 2 MB/s fits.
+BODY_TIMEOUT_S = 30.0
+
+
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes `limit` (never buffering more than that), and with
+    408 when it has not arrived within `timeout_s`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
+
+    async def receive() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(receive(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ServerError(
+            f"The request body did not arrive within {timeout_s:g} s.", "bad_request", status_code=408
+        ) from None
     return b"".join(chunks)
 
 
