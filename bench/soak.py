@@ -74,7 +74,9 @@ async def slow_body(port: int, until: float, counts: Counter[str]) -> None:
     """A client sending its body at 1 byte/s: cut by the body deadline (408), then again."""
     while time.monotonic() < until:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999\r\n\r\n")
+        writer.write(
+            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999\r\n\r\n"
+        )
         try:
             while time.monotonic() < until and not reader.at_eof():
                 writer.write(b" ")
@@ -108,7 +110,9 @@ async def idle_sockets(port: int, n: int, until: float, counts: Counter[str]) ->
     await asyncio.gather(*(one() for _ in range(n)))
 
 
-async def load(server: Server, seconds: float, embedders: int, chatters: int, hostile: bool) -> dict[str, Any]:
+async def load(
+    server: Server, seconds: float, embedders: int, chatters: int, hostile: bool
+) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     samples = [rss_mb(server.pid)]
     until = time.monotonic() + seconds
@@ -146,7 +150,9 @@ async def sigterm_with_streams(server: Server, streams: int) -> dict[str, Any]:
                 async for line in r.aiter_lines():
                     if line.startswith("data:"):
                         last = json.loads(line[5:])
-            ends.append(last.get("error_type") or ("done" if last.get("generated_text") is not None else "cut"))
+            ends.append(
+                last.get("error_type") or ("done" if last.get("generated_text") is not None else "cut")
+            )
         except httpx.HTTPError as exc:
             ends.append(f"broken: {type(exc).__name__}")
 
@@ -158,7 +164,11 @@ async def sigterm_with_streams(server: Server, streams: int) -> dict[str, Any]:
         server.proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*tasks)
         code = await asyncio.to_thread(server.proc.wait, 60)
-    return {"stream ends": dict(Counter(ends)), "exit code": code, "exit after s": round(time.monotonic() - started, 1)}
+    return {
+        "stream ends": dict(Counter(ends)),
+        "exit code": code,
+        "exit after s": round(time.monotonic() - started, 1),
+    }
 
 
 def main() -> int:
@@ -179,7 +189,11 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     five = sum(r.get("counts", {}).get("5xx", 0) for r in results.values())
     sig = results["SIGTERM with 4 streams"]
-    ok = five == 0 and sig["exit code"] == 0 and not any(k.startswith(("cut", "broken")) for k in sig["stream ends"])
+    ok = (
+        five == 0
+        and sig["exit code"] == 0
+        and not any(k.startswith(("cut", "broken")) for k in sig["stream ends"])
+    )
     print("soak:", "PASS" if ok else "FAIL", f"(5xx: {five})")
     return 0 if ok else 1
 

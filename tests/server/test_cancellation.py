@@ -34,7 +34,9 @@ async def test_an_abandoned_big_batch_stops_at_the_next_chunk(tmp_path):
             r = await client.post("/models/toy/slow", json={"inputs": "next"})
             assert r.status_code == 200, r.text
     abandoned = [n for _, n in slow.batches[:-1]]
-    assert abandoned and set(abandoned) == {2}, slow.batches  # run in chunks of a batch, not as one call of 40
+    assert abandoned and set(abandoned) == {2}, (
+        slow.batches
+    )  # run in chunks of a batch, not as one call of 40
     assert len(abandoned) <= 2, slow.batches  # the chunk running when the client left, at most one more
     assert slow.batches[-1] == ("text-classification", 1)
 

@@ -21,8 +21,8 @@ from .base import (
     StreamStep,
     TextGenerator,
     cancel_requested,
-    check_cancelled,
     cancellable,
+    check_cancelled,
 )
 
 BACKENDS: dict[str, str] = {

@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
-
 from starlette.requests import Request
 
 from .errors import ServerError

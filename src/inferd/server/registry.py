@@ -173,7 +173,9 @@ class Registry:
             if s.state == LOADED and not s.draining:
                 s.last_used = time.monotonic()
                 return s
-            if s.state == LOADED:  # about to be swapped out for a model whose requests wait: let them go first
+            if (
+                s.state == LOADED
+            ):  # about to be swapped out for a model whose requests wait: let them go first
                 await self._changes(1.0)
                 continue
             if s.state == FAILED:
