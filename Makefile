@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install check test run format bench fuzz clean
+.PHONY: install check test run format bench fuzz soak clean
 
 # Everything a developer needs: the client, the server, every default model's runtime, and the test tools.
 EXTRAS := server,transformers,cli,images,distributed,test,models-text,models-llm,models-audio,models-vision,tts-piper
@@ -58,6 +58,12 @@ bench: install
 FUZZ_ARGS ?= --max-examples 100 --max-time 1800
 fuzz: install
 	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
+
+# Long runs of hostile and careless traffic (issue 10): overload, slow clients, eviction, SIGTERM with streams.
+# SOAK_SECONDS=600 is the 10-minute soak; figures in the output (and the note of the run).
+SOAK_SECONDS ?= 600
+soak: install
+	$(PY) bench/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -37,6 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"inferd serve: {exc}", file=sys.stderr)
         return 2
+    for flag in ("drain_timeout", "keep_alive_timeout", "max_connections"):
+        if (getattr(args, flag) or 0) < 0:
+            print(f"inferd serve: --{flag.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
     host, port = values.get("host", "127.0.0.1"), values.get("port", 8080)
     if args.ray:
         if importlib.util.find_spec("ray") is None:
@@ -55,18 +60,26 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .server.app import create_app
     from .server.config import engine_settings, server_settings
+    from .server.connections import with_header_timeout
+    from .server.drain import DrainingServer
     from .server.engine import Engine
-    from .server.http_protocol import http_protocol_class
 
     app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=args.log_level,
-        timeout_graceful_shutdown=30,
-        http=http_protocol_class(),  # unparseable requests answered in the JSON error envelope
+        # An idle keep-alive connection is closed after this; connections beyond the cap are answered 503
+        # (20,000 idle sockets used to reach the fd limit and lock new clients out).
+        timeout_keep_alive=int(args.keep_alive_timeout if args.keep_alive_timeout is not None else 5),
+        limit_concurrency=args.max_connections or 1000,
+        http=with_header_timeout(),
     )
+    drain = args.drain_timeout if args.drain_timeout is not None else 30.0
+    # uvicorn re-raises the SIGTERM it handled once it is done; a drained server exits 0, as its supervisor expects.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    DrainingServer(config, drain_timeout_s=drain).run()
     return 0
 
 

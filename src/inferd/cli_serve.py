@@ -89,6 +89,20 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="gzip JSON and text answers over 1 KB to clients that accept it; streams never (default off)",
     )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        help="on SIGTERM: seconds in-flight requests and streams get to finish; then streams end with a final "
+        "error event (30)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout", type=float, help="seconds an idle keep-alive connection stays open (5)"
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections and requests before new ones get 503 (uvicorn's limit_concurrency; 1000)",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     # Ray Serve (the `distributed` extra): the same app, one engine per replica, behind Ray's HTTP proxy.
     p.add_argument(
@@ -112,7 +126,18 @@ def parse_replicas(text: str) -> int | str:
 
 
 # Flags that choose how to run, not what the server does.
-_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas", "preload_defaults")
+# uvicorn's connection settings (drain, keep-alive, connection cap) are read by `inferd serve` itself.
+_NOT_SERVER_VALUES = (
+    "command",
+    "config",
+    "log_level",
+    "ray",
+    "replicas",
+    "preload_defaults",
+    "drain_timeout",
+    "keep_alive_timeout",
+    "max_connections",
+)
 
 
 def serve_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -260,6 +260,45 @@ def test_batched_streams_reuse_a_cached_prompt_prefix(model):
         small.close()
 
 
+def test_one_long_stream_leaves_room_for_a_short_one(model, france):
+    # Issue 10 row 6: a stream asking for nearly the whole cache used to reserve it all; a chat then waited for
+    # it to end. Its reservation is now bounded (half the cache), so the chat runs beside it and ends first.
+    batch = model.batched(max_streams=8)
+    try:
+        long = batch.add("Count from one to a thousand: one, two,", {"max_new_tokens": 4000})
+        short = batch.add(france, {"max_new_tokens": 5})
+        assert batch._waiting[0].seq.max_new_tokens <= model.context_length // 2  # cut to its share
+        finished = {}
+        for _ in range(40):  # steps, not seconds: 5 tokens need ~6 decodes once admitted
+            for sid, step in batch.step():
+                if step.finish_reason:
+                    finished[sid] = step.finish_reason
+            if short in finished:
+                break
+        assert finished == {short: finished.get(short)} and finished[short] in ("length", "eos_token")
+        assert long in batch._live  # still generating: the short one did not wait for it
+    finally:
+        batch.close()
+
+
+def test_a_stream_that_cannot_get_cells_is_refused_not_kept_waiting(model):
+    from inferd.backends import Busy
+    from inferd.backends.llama_cpp_batch import BatchedStreams
+
+    # A 512-cell cache: two streams cut to their 256-cell share fill it; a third gets Busy (429) at once here.
+    small = BatchedStreams(model, max_streams=4, n_ctx=512, admit_wait_s=0.0)
+    try:
+        first = small.add("Count to a hundred: one, two,", {"max_new_tokens": 400})
+        second = small.add("Count to a hundred: one, two,", {"max_new_tokens": 400})
+        third = small.add("Hello", {"max_new_tokens": 5})
+        steps = dict(small.step())
+        assert first in steps and second in steps
+        assert isinstance(steps[third], Busy) and steps[third].retry_after_s > 0
+        assert not any(s.sid == third for s in small._waiting)
+    finally:
+        small.close()
+
+
 async def test_served_by_the_app_over_tgi_openai_and_hf_routes(tmp_path):
     if _missing():
         pytest.skip(_missing())

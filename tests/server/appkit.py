@@ -25,6 +25,7 @@ from inferd.backends import (
     Model,
     StreamStep,
     TextGenerator,
+    check_cancelled,
     register_backend,
 )
 from inferd.catalogue import ModelEntry
@@ -157,13 +158,20 @@ class Llm(TextGenerator):
         self.delay = delay
         self.stopped = threading.Event()
         self.streamed = 0
+        self.generated = 0  # tokens made by generate(), for tests of cancellation
 
     def _words(self, parameters):
         n = parameters.get("max_new_tokens", 3)
         return [GeneratedToken(i, f" w{i}", -0.5) for i in range(n)]
 
     def generate(self, prompt, parameters):
-        tokens = self._words(parameters)
+        tokens = []
+        for token in self._words(parameters):
+            if self.delay:  # a decode loop: one token per `delay`, stopping when its request has ended
+                time.sleep(self.delay)
+                check_cancelled()
+            tokens.append(token)
+            self.generated += 1
         return Generation(
             "".join(t.text for t in tokens), tokens, "length", prompt_tokens=len(prompt.split())
         )

@@ -11,6 +11,8 @@ from importlib.metadata import entry_points
 
 from .base import (
     Backend,
+    Busy,
+    Cancelled,
     GeneratedToken,
     Generation,
     InputError,
@@ -18,6 +20,9 @@ from .base import (
     StreamBatch,
     StreamStep,
     TextGenerator,
+    cancel_requested,
+    cancellable,
+    check_cancelled,
 )
 
 BACKENDS: dict[str, str] = {
@@ -73,6 +78,8 @@ def _load_backend(name: str) -> Backend:
 __all__ = [
     "BACKENDS",
     "Backend",
+    "Busy",
+    "Cancelled",
     "GeneratedToken",
     "Generation",
     "InputError",
@@ -81,6 +88,9 @@ __all__ = [
     "StreamStep",
     "TextGenerator",
     "available_backends",
+    "cancel_requested",
+    "cancellable",
+    "check_cancelled",
     "get_backend",
     "register_backend",
 ]

@@ -18,6 +18,8 @@ audio-to-audio blobs); the server encodes them per `Accept`. Text-classification
 from __future__ import annotations
 
 import abc
+import contextlib
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +33,49 @@ class InputError(ValueError):
 
     The server answers it as a 4xx with this message; any other exception from a backend is the server's fault.
     """
+
+
+class Cancelled(Exception):
+    """The request a model call works for has ended (its client left, or it timed out): the call stops early."""
+
+
+class Busy(Exception):
+    """The model cannot take this request now (e.g. no KV cache space within a bounded wait): the server answers
+    429 with `retry_after_s` instead of making the caller wait for a turn that may not come."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# The cancel flag of the model call running on this thread, set by the server when its caller goes away.
+_CALL = threading.local()
+
+
+def cancel_requested() -> bool:
+    """True once the caller of the model call running on this thread has gone.
+
+    Long loops check it between steps (a decode loop every token, a batch between chunks) and stop: an abandoned
+    request must not hold the model's thread for the requests behind it. Outside a server call: always False."""
+    flag = getattr(_CALL, "cancel", None)
+    return flag is not None and flag.is_set()
+
+
+def check_cancelled() -> None:
+    """Raise Cancelled if `cancel_requested()`."""
+    if cancel_requested():
+        raise Cancelled("the request ended; its work was stopped")
+
+
+@contextlib.contextmanager
+def cancellable(flag: threading.Event) -> Iterator[None]:
+    """Make `flag` what `cancel_requested()` reads on this thread for the duration (the server's model thread)."""
+    previous = getattr(_CALL, "cancel", None)
+    _CALL.cancel = flag
+    try:
+        yield
+    finally:
+        _CALL.cancel = previous
 
 
 @dataclass

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import llama_cpp_tasks as prompted
-from .base import Backend, GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from .base import (
+    Backend,
+    GeneratedToken,
+    Generation,
+    InputError,
+    StreamStep,
+    TextGenerator,
+    check_cancelled,
+)
 from .llama_cpp_batch import BatchedStreams
 from .llama_cpp_params import PIPELINE_ONLY, SUPPORTED_PARAMETERS, GenerationParams, build_sampler
 from .llama_cpp_sequence import LlamaSequence
@@ -256,6 +264,7 @@ class LlamaCppModel(TextGenerator):
 
     def _steps(self, seq: LlamaSequence) -> Iterator[StreamStep]:
         while True:
+            check_cancelled()  # every token: a request that ended (client gone, 504) stops here
             step = self._emit(seq, *self._step(seq))
             yield step
             if step.finish_reason:

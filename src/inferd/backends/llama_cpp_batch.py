@@ -16,19 +16,27 @@ cells across sequence ids, it copies nothing) and evaluates only the rest: chat 
 template and system prompt. Cached cells are dropped, oldest first, when live streams need the room.
 `prompt_tokens_evaluated` / `prompt_tokens_reused` count prompt tokens decoded and taken from the cache.
 
+Fairness (issue 10): the cache is shared, and a stream reserves its prompt plus `max_new_tokens` cells when it is
+admitted, so one stream asking for 4050 new tokens used to hold the whole 4096-cell cache and every other stream
+waited for it. Now a stream may reserve at most `STREAM_SHARE` of the cache: a longer `max_new_tokens` is cut to
+fit (its finish reason is then "length"), but never below `MIN_NEW_TOKENS` (a long prompt still gets an answer).
+A stream that still cannot be admitted within `admit_wait_s` ends with `Busy` (the server answers 429 with
+Retry-After) instead of waiting out the request timeout.
+
 Greedy text can differ from the one-stream path when two tokens are nearly tied: other batch shapes take other
 kernels, so logits differ in late decimals.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .base import InputError, StreamStep
+from .base import Busy, InputError, StreamStep
 from .llama_cpp_sequence import LlamaSequence
 
 if TYPE_CHECKING:
@@ -51,6 +59,14 @@ class SequenceModel(Protocol):
     def _emit(self, seq: LlamaSequence, token: int, logprob: float | None) -> StreamStep: ...
 
 
+# The largest part of the shared KV cache one stream may reserve (prompt + max_new_tokens), and the fewest new
+# tokens a stream is cut to when its prompt alone takes that share.
+STREAM_SHARE = 0.5
+MIN_NEW_TOKENS = 256
+# How long a stream waits for KV cells before it is refused (429): well under the request timeout.
+ADMIT_WAIT_S = 10.0
+
+
 @dataclass
 class _Slot:
     sid: int
@@ -58,10 +74,17 @@ class _Slot:
     seq_id: int = -1  # -1 while waiting for a free sequence id
     fed: int = 0  # tokens of seq.tokens already in the KV cache
     out: int = -1  # batch index of this stream's logits in the current step, -1 if none
+    added: float = field(default_factory=time.monotonic)
 
 
 class BatchedStreams:
-    def __init__(self, model: SequenceModel, max_streams: int = 8, n_ctx: int | None = None) -> None:
+    def __init__(
+        self,
+        model: SequenceModel,
+        max_streams: int = 8,
+        n_ctx: int | None = None,
+        admit_wait_s: float = ADMIT_WAIT_S,
+    ) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -85,6 +108,8 @@ class BatchedStreams:
         self._live: dict[int, _Slot] = {}
         self._waiting: deque[_Slot] = deque()
         self._next = 0
+        self._admit_wait_s = admit_wait_s
+        self._step_s = 0.05  # seconds per decode step, averaged: how long a refused stream should wait
 
     def __bool__(self) -> bool:
         return bool(self._live or self._waiting)
@@ -93,6 +118,8 @@ class BatchedStreams:
         seq = self._model._start(prompt, parameters)
         if seq.n_prompt + seq.max_new_tokens > self._n_ctx:
             raise InputError(f"`inputs` tokens + `max_new_tokens` must be <= {self._n_ctx}.")
+        share = int(self._n_ctx * STREAM_SHARE)
+        seq.max_new_tokens = min(seq.max_new_tokens, max(share - seq.n_prompt, MIN_NEW_TOKENS))
         self._next += 1
         self._waiting.append(_Slot(self._next, seq))
         return self._next
@@ -110,9 +137,10 @@ class BatchedStreams:
             self._batch = None
         self._ctx.close()
 
-    def step(self, hold: Collection[int] = ()) -> list[tuple[int, StreamStep]]:
+    def step(self, hold: Collection[int] = ()) -> list[tuple[int, StreamStep | Exception]]:
         """Decode once for all live streams but those in `hold`; the steps of those that got a token."""
-        self._admit()
+        refused = self._admit()
+        started = time.monotonic()
         batch, n = self._batch, 0
         # Streams with the fewest tokens to feed first: running streams (one token) before prompt prefills.
         for slot in sorted(self._live.values(), key=lambda s: len(s.seq.tokens) - s.fed):
@@ -133,7 +161,7 @@ class BatchedStreams:
                 batch.logits[n - 1] = True
                 slot.out = n - 1
         if n == 0:
-            return []
+            return refused
         batch.n_tokens = n
         code = self._lib.llama_decode(self._ctx.ctx, batch)
         if code != 0:
@@ -141,7 +169,7 @@ class BatchedStreams:
                 self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
                 slot.fed = 0
             raise RuntimeError(f"llama_decode returned {code}")
-        steps = []
+        steps: list[tuple[int, StreamStep | Exception]] = list(refused)
         for slot in [s for s in self._live.values() if s.out >= 0]:
             token = int(slot.seq.sampler.sample(self._ctx, slot.out))
             logits = self._lib.llama_get_logits_ith(self._ctx.ctx, slot.out)
@@ -151,15 +179,17 @@ class BatchedStreams:
             steps.append((slot.sid, step))
             if step.finish_reason:
                 self._release(slot)
+        self._step_s = 0.9 * self._step_s + 0.1 * (time.monotonic() - started)
         return steps
 
-    def _admit(self) -> None:
+    def _admit(self) -> list[tuple[int, StreamStep | Exception]]:
+        """Give waiting streams their sequence ids while their cells fit; refuse those that waited too long."""
         reserved = sum(s.seq.n_prompt + s.seq.max_new_tokens for s in self._live.values())
         while self._waiting and self._free:
             seq = self._waiting[0].seq
             need = seq.n_prompt + seq.max_new_tokens
             if self._live and reserved + need > self._n_ctx:
-                return  # its KV cells are not free yet: it waits for a stream to finish
+                return self._refuse_late()  # its KV cells are not free yet: it waits for a stream to finish
             slot = self._waiting.popleft()
             self._place(slot)
             self._live[slot.sid] = slot
@@ -170,6 +200,18 @@ class BatchedStreams:
                     break
                 if self._cached.pop(seq_id, None) is not None:
                     self._ctx.kv_cache_seq_rm(seq_id, -1, -1)
+        return []
+
+    def _refuse_late(self) -> list[tuple[int, StreamStep | Exception]]:
+        """Waiting streams past `admit_wait_s`, ended with Busy: a 429 now rather than a 504 after the timeout."""
+        now = time.monotonic()
+        late = [s for s in self._waiting if now - s.added >= self._admit_wait_s]
+        if not late:
+            return []
+        self._waiting = deque(s for s in self._waiting if now - s.added < self._admit_wait_s)
+        soonest = min((s.seq.max_new_tokens - s.seq.generated for s in self._live.values()), default=1)
+        busy = Busy("its KV cache is full with other streams; retry later.", soonest * self._step_s)
+        return [(s.sid, busy) for s in late]
 
     def _place(self, slot: _Slot) -> None:
         """Give `slot` a free sequence id holding the longest prefix of its prompt that the cache has."""

@@ -18,6 +18,7 @@ It knows nothing about models or protocols (the idea of Ray Serve's `batching.py
   * a request carrying several items (a list of sentences to embed) counts as several items and is never split;
   * a waiter whose caller has gone (cancelled future) is dropped before its batch runs: a prefetched batch
     that loses a request is recalled (its `run` call cancelled) and its other requests go back to the queue;
+    a running batch whose every caller has gone is cancelled (`run` should stop at its next step);
   * an error is fanned out to every waiter of the batch; a result list whose length differs from the inputs
     fails the whole batch (results cannot be attributed safely);
   * the queue is bounded: `submit` raises `QueueFullError` at once instead of waiting (the engine answers 429).
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 class QueueFullError(Exception):
     """The batcher already holds `max_queue` requests."""
+
+
+class BatcherClosedError(RuntimeError):
+    """The batcher was closed (model unloaded, server shutting down) before this request's batch ran."""
 
 
 class BatchMismatchError(RuntimeError):
@@ -132,7 +137,7 @@ class Batcher:
     ) -> list[Any]:
         """Results for `inputs`, one to one. `info`, when given, receives queue_s, run_s and batch_size."""
         if self._closed:
-            raise RuntimeError("batcher is closed")
+            raise BatcherClosedError("batcher is closed")
         waiting = self.queued
         if waiting >= self.max_queue:
             raise QueueFullError(f"{waiting} requests are already waiting")
@@ -154,7 +159,15 @@ class Batcher:
                 self._queue.remove(waiter)
             except ValueError:
                 self._recall(waiter)
+                self._abandon(waiter)
             raise
+
+    def _abandon(self, gone: _Waiter) -> None:
+        """Stop the running batch holding `gone` if nobody waits for it any more: its `run` call is cancelled (the
+        engine's stops at its next chunk), so the requests behind it do not wait for answers nobody reads."""
+        flight = next((f for f in self._flights if gone in f.waiters), None)
+        if flight is not None and flight.task is not None and all(w.future.done() for w in flight.waiters):
+            flight.task.cancel()
 
     def _recall(self, gone: _Waiter) -> None:
         """Cancel the prefetched batch holding `gone` and queue its other requests again, first in line.
@@ -182,11 +195,11 @@ class Batcher:
                 flight.task.cancel()
         await asyncio.gather(*(f.task for f in flights if f.task is not None), return_exceptions=True)
         for flight in flights:
-            self._settle(flight.waiters, RuntimeError("batcher closed"))
+            self._settle(flight.waiters, BatcherClosedError("batcher closed"))
         while self._queue:
             waiter = self._queue.popleft()
             if not waiter.future.done():
-                waiter.future.set_exception(RuntimeError("batcher closed"))
+                waiter.future.set_exception(BatcherClosedError("batcher closed"))
 
     def _take(self, batch: list[_Waiter], size: int) -> int:
         """Move waiting requests with the head's key into `batch`, in arrival order, while they fit (in items,

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import Generation, InputError, StreamStep, TextGenerator
+from ..backends import Busy, Cancelled, Generation, InputError, StreamStep, TextGenerator
 from ..catalogue import ModelEntry, model_home
-from .batching import Batcher, BatchInfo, BatchMismatchError, QueueFullError
-from .errors import ServerError, model_loading, overloaded
+from .batching import Batcher, BatcherClosedError, BatchInfo, BatchMismatchError, QueueFullError
+from .errors import ServerError, model_loading, overloaded, shutting_down
 from .finite import NonFiniteOutput, checked_predict
 from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, LOADING, Registry, Slot
@@ -90,6 +90,7 @@ class Engine:
             is_idle=lambda slot: self._batcher_idle(slot),
             on_unload=self._on_unload,
             on_load=lambda slot, seconds, ok: self.stats.load(slot.entry.model_id, seconds, ok),
+            room_wait_s=s.request_timeout_s,
         )
         # True while start() loads the preloads: /health answers 503 until they are done (health.py).
         self.preloading = False
@@ -239,11 +240,19 @@ class Engine:
             s = self.settings
             model_id = slot.entry.model_id
 
+            chunk = slot.entry.max_batch_size or s.max_batch_size
+
             async def run(key: Any, inputs: list[Any]) -> list[Any]:
-                model, thread = slot.model, slot.thread
-                if model is None or thread is None:
-                    raise RuntimeError(f"model {model_id} was unloaded")
-                return await thread.call(checked_predict, model, key.task, inputs, key.parameters)
+                # A request with more items than a batch (20k texts to embed) runs in batch-sized chunks: when its
+                # caller leaves, the batcher cancels this call and the work stops at the next chunk boundary.
+                results: list[Any] = []
+                for start in range(0, len(inputs), chunk):
+                    model, thread = slot.model, slot.thread
+                    if model is None or thread is None:
+                        raise RuntimeError(f"model {model_id} was unloaded")
+                    part = inputs[start : start + chunk]
+                    results.extend(await thread.call(checked_predict, model, key.task, part, key.parameters))
+                return results
 
             def cost(key: Any, inputs: Sequence[Any]) -> int:
                 model = slot.model  # models that do not price their inputs answer 0: items only
@@ -288,6 +297,12 @@ class Engine:
         if isinstance(exc, NonFiniteOutput):
             log.error("Model fault: model %s answered NaN or infinity (%s)", entry.model_id, exc)
             return ServerError(f"Model {entry.model_id} answered NaN or infinity: a model fault.", "internal")
+        if isinstance(exc, Busy):
+            return overloaded(f"Model {entry.model_id}: {exc}", exc.retry_after_s)
+        if isinstance(exc, Cancelled):  # its caller had gone: nobody reads this answer
+            return ServerError(f"Model {entry.model_id} stopped this request: it had ended.", "timeout")
+        if isinstance(exc, BatcherClosedError):
+            return shutting_down()
         if isinstance(exc, BatchMismatchError):
             return ServerError(f"Model {entry.model_id} returned a wrong number of results.", "internal")
         log.error("Model %s failed", entry.model_id, exc_info=exc)
@@ -302,7 +317,9 @@ class Engine:
                 f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
                 "not_supported",
             )
-        return GeneratorHandle(self, slot, slot.model, await self._scheduler(slot, slot.model))
+        with self.registry.using(slot):  # not evicted while its scheduler is made
+            scheduler = await self._scheduler(slot, slot.model)
+        return GeneratorHandle(self, slot, slot.model, scheduler)
 
     async def _scheduler(self, slot: Slot, model: TextGenerator) -> StreamScheduler | None:
         """The model's stream scheduler, made on first use; None when its streams run one at a time."""

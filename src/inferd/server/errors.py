@@ -68,3 +68,10 @@ def without_paths(message: str) -> str:
     """`message` with every absolute path replaced by `<path>`: what a client may read of a server-side error
     (a load failure quotes the model's folder, the allowed folders, site-packages). The log keeps the whole."""
     return _BARE_PATH.sub("<path>", _QUOTED_PATH.sub("<path>", message))
+
+
+def shutting_down() -> ServerError:
+    """What a request still running when the server's drain time is up gets (SIGTERM, `--drain-timeout`)."""
+    return ServerError(
+        "The server is shutting down; retry shortly.", "unhealthy", headers={"Retry-After": "1"}
+    )

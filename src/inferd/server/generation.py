@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..backends import StreamBatch, StreamStep
+from ..backends import StreamBatch, StreamStep, cancellable
 
 T = TypeVar("T")
 
@@ -48,8 +48,14 @@ class ModelThread:
         return self._executor.submit(fn, *args)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the thread. Cancelling the caller drops the job if it has not started yet."""
-        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        """Run `fn(*args)` on the thread. Cancelling the caller drops the job if it has not started yet, and
+        raises the cancel flag a running one reads (`inferd.backends.cancel_requested`) to stop at its next step."""
+        flag = threading.Event()
+        try:
+            return await asyncio.wrap_future(self._executor.submit(_flagged, flag, fn, *args))
+        except asyncio.CancelledError:
+            flag.set()
+            raise
 
     async def stream(self, start: Callable[[], Iterator[T]], buffer: int = STREAM_BUFFER) -> AsyncIterator[T]:
         """Iterate `start()` on the thread, yielding its items here as they come."""
@@ -73,11 +79,12 @@ class ModelThread:
                 return
             iterator: Iterator[T] | None = None
             try:
-                iterator = start()
-                for item in iterator:
-                    if not wait_credit():
-                        break
-                    put(_ITEM, item)
+                with cancellable(stop):
+                    iterator = start()
+                    for item in iterator:
+                        if not wait_credit():
+                            break
+                        put(_ITEM, item)
             except BaseException as exc:  # handed to the consumer, re-raised there
                 put(_ERROR, exc)
             else:
@@ -107,6 +114,11 @@ class ModelThread:
         # Never wait: a job stuck in model code must not block the event loop or the server's exit. Jobs already
         # queued (a model's close() behind a last stream) still run.
         self._executor.shutdown(wait=False)
+
+
+def _flagged(flag: threading.Event, fn: Callable[..., T], *args: Any) -> T:
+    with cancellable(flag):
+        return fn(*args)
 
 
 class _Consumer:

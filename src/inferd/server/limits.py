@@ -6,8 +6,9 @@ import asyncio
 import hmac
 import re
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -85,21 +86,36 @@ def _too_large(limit: int) -> ServerError:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes `limit` (never buffering more than that)."""
+# A body must arrive within this (a client sending 1 byte/s used to hold a connection and its worker for 85 s,
+# past the request timeout). 50 MB of media at 2 MB/s fits.
+BODY_TIMEOUT_S = 30.0
+
+
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes `limit` (never buffering more than that), and with
+    408 when it has not arrived within `timeout_s`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
-    size = 0
-    try:
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
+
+    async def receive() -> None:
+        size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
             chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(receive(), timeout_s)
     except ClientDisconnect:  # gone mid-body: nobody to answer, and not the server's fault (499, not 500)
         raise ClientGone() from None
+    except asyncio.TimeoutError:
+        raise ServerError(
+            f"The request body did not arrive within {timeout_s:g} s.", "bad_request", status_code=408
+        ) from None
     return b"".join(chunks)
 
 
@@ -124,13 +140,21 @@ async def unless_disconnected(request: Request, work: Awaitable[T], timeout_s: f
     try:
         done, _ = await asyncio.wait({task, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        task.cancel()
+        await _stop(task)
         raise
     finally:
         watcher.cancel()
     if task in done:
         return task.result()
-    task.cancel()
+    await _stop(task)
     if watcher in done:
         raise ClientGone()
     raise ServerError(f"The request took longer than {timeout_s:g} s.", "timeout")
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it has stopped: a stream's `anext` still running when the caller closes the
+    stream made `aclose()` fail with "asynchronous generator is already running" (a 500 at shutdown)."""
+    task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.gather(task, return_exceptions=True)

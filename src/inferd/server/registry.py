@@ -4,6 +4,16 @@ A slot per model id holds its state (Loadable -> Loading -> Loaded | Failed), it
 what was measured (load time, resident bytes). The first request to a Loadable model starts one load task;
 later requests join it (or get 503 with the time left). Before a load, idle models are evicted least recently
 used first until the new one is expected to fit in `max_memory_bytes`.
+
+Eviction cannot livelock (issue 10 row 4: two models that do not fit together, each with waiting clients, used to
+evict each other ~97 times a minute while no request succeeded):
+  * a model in use is never evicted, and "in use" starts when a request begins to wait for the model's load, so a
+    model just loaded serves the requests that waited for it before anything can evict it;
+  * when the models in the way are busy, the load waits for them (it never loads past the budget) and they
+    *drain*: their new requests wait instead of keeping them busy forever; once idle they are evicted. Each
+    swap therefore serves every request that waited for it, and the two models take turns;
+  * a load that nobody waits for any more, or that waited `room_wait_s`, gives up: its requests get 429 with
+    Retry-After, never an endless load/evict loop.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 from ..backends import Model, get_backend
 from ..catalogue import ModelEntry
-from .errors import ServerError, model_loading, without_paths
+from .errors import ServerError, model_loading, overloaded, without_paths
 from .generation import ModelThread
 from .sources import DigestCache, SourceError, folder_bytes, resolve_source, verify_sha256
 
@@ -48,6 +58,10 @@ _BACKEND_EXTRAS = {
     "litert-segmentation": "inferd[models-vision]",
     "rapidocr": "inferd[models-vision]",
 }
+
+
+class _NoRoom(Exception):
+    """A load gave up waiting for busy models to make room in the memory budget."""
 
 
 class LoadError(Exception):
@@ -78,7 +92,8 @@ class Slot:
     expected_load_s: float | None = None
     memory_bytes: int = 0
     last_used: float = 0.0
-    active: int = 0  # requests using the model right now (never evicted while > 0)
+    active: int = 0  # requests using the model or waiting for its load (never evicted while > 0)
+    draining: bool = False  # a load waits for this model to go idle: its new requests wait meanwhile
     extra: dict[str, Any] = field(default_factory=dict)  # owned by the engine (its batcher)
 
 
@@ -102,6 +117,7 @@ class Registry:
         is_idle: Callable[[Slot], bool] = lambda s: True,
         on_unload: Callable[[Slot], Any] | None = None,
         on_load: Callable[[Slot, float, bool], None] | None = None,
+        room_wait_s: float = 60.0,
     ) -> None:
         self.max_memory_bytes = max_memory_bytes
         self.allowed_dirs = allowed_dirs
@@ -116,6 +132,8 @@ class Registry:
         self._times_file = digests.file.with_name(".load-times.json") if digests.file else None
         self._times: dict[str, float] = _read_times(self._times_file)
         self._load_lock = asyncio.Lock()  # one load at a time: eviction sums and RSS deltas stay honest
+        self.room_wait_s = room_wait_s  # how long a load waits for busy models to make room
+        self._changed = asyncio.Event()  # set (and replaced) when a model may have become idle or loaded
 
     def slot(self, entry: ModelEntry) -> Slot:
         s = self.slots.get(entry.model_id)
@@ -143,6 +161,17 @@ class Registry:
         finally:
             s.active -= 1
             s.last_used = time.monotonic()
+            if s.active == 0:
+                self._notify()
+
+    def _notify(self) -> None:
+        """Wake what waits for a model to go idle or to finish draining."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _changes(self, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def acquire(self, entry: ModelEntry, *, wait: bool, max_wait_s: float | None = None) -> Slot:
         """The loaded slot, starting (or joining) its load. Without `wait`, a load in progress is a 503; with
@@ -150,9 +179,14 @@ class Registry:
         s = self.slot(entry)
         deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
         while True:
-            if s.state == LOADED:
+            if s.state == LOADED and not s.draining:
                 s.last_used = time.monotonic()
                 return s
+            if (
+                s.state == LOADED
+            ):  # about to be swapped out for a model whose requests wait: let them go first
+                await self._changes(1.0)
+                continue
             if s.state == FAILED:
                 if time.monotonic() - s.failed_at < self.retry_failed_after_s:
                     assert s.error is not None
@@ -164,13 +198,26 @@ class Registry:
                 raise model_loading(entry.model_id, self.estimated_time(s))
             assert s.loading is not None
             left = None if deadline is None else deadline - time.monotonic()
+            # Counted as a user from now on: once loaded, the model serves this request before it can be evicted.
+            s.active += 1
             try:
                 # Shielded: a caller giving up must not cancel the shared load.
                 await asyncio.wait_for(asyncio.shield(s.loading), left)
             except asyncio.TimeoutError:
                 raise model_loading(entry.model_id, self.estimated_time(s)) from None
+            finally:
+                s.active -= 1
+            if s.state == LOADED:  # even if it drains already: it was loaded for the requests that waited
+                s.last_used = time.monotonic()
+                return s
             if s.state == FAILED:
                 raise self.failure(s)
+            if s.state == LOADABLE:  # the load gave up: the memory budget is held by models in use
+                raise overloaded(
+                    f"Model {entry.model_id} cannot be loaded now: the memory budget is taken by models in use. "
+                    "Retry later.",
+                    self.estimated_time(s) + 1.0,
+                )
 
     def failure(self, s: Slot) -> ServerError:
         assert s.error is not None
@@ -192,7 +239,7 @@ class Registry:
             # Outside the lock: a slow hub download or a big file to hash must not hold other models' loads.
             folder = await thread.call(self._prepare, entry)
             async with self._load_lock:
-                await self._make_room(s, exclude=s)
+                await self._make_room(s, exclude=s, wait=True)
                 before = _rss()
                 model = await thread.call(self._load_sync, entry, folder)
                 s.memory_bytes = _measure(model, _rss() - before)
@@ -203,7 +250,10 @@ class Registry:
             self._remember(entry.model_id, s.load_s)
             if self._on_load:
                 self._on_load(s, s.load_s, True)
-            await self._make_room(s, exclude=s)  # the measure may exceed the guess
+            await self._make_room(s, exclude=s, wait=False)  # the measure may exceed the guess
+        except _NoRoom as exc:
+            log.warning("Not loading %s: %s", entry.model_id, exc)
+            s.state = LOADABLE
         except Exception as exc:
             # The load error is the operator's to fix (bad weights, missing dependency): say what it was.
             err = (
@@ -221,6 +271,7 @@ class Registry:
         finally:
             if thread is not None:
                 thread.shutdown()
+            self._notify()
 
     def _remember(self, model_id: str, seconds: float) -> None:
         self._times[model_id] = round(seconds, 3)
@@ -261,24 +312,49 @@ class Registry:
     def resident_bytes(self, exclude: Slot | None = None) -> int:
         return sum(s.memory_bytes for s in self.slots.values() if s.state == LOADED and s is not exclude)
 
-    async def _make_room(self, incoming: Slot, exclude: Slot) -> None:
+    async def _make_room(self, incoming: Slot, exclude: Slot, *, wait: bool) -> None:
+        """Evict idle models, least recently used first, until `incoming` fits. With `wait`, busy models in the
+        way are drained and waited for (raises _NoRoom when nobody waits for `incoming` any more, or after
+        `room_wait_s`); without, the budget is exceeded with a warning."""
         if self.max_memory_bytes is None:
             return
-        need = incoming.memory_bytes
-        while self.resident_bytes(exclude) + need > self.max_memory_bytes:
-            idle = [
-                s
-                for s in self.slots.values()
-                if s.state == LOADED and s is not exclude and s.active == 0 and self._is_idle(s)
-            ]
-            if not idle:
-                log.warning(
-                    "Memory budget %d MB exceeded by %s: every other resident model is busy",
-                    self.max_memory_bytes >> 20,
-                    incoming.entry.model_id,
+        budget, need = self.max_memory_bytes, incoming.memory_bytes
+        deadline = time.monotonic() + self.room_wait_s
+        drained: list[Slot] = []
+        try:
+            while self.resident_bytes(exclude) + need > budget:
+                others = sorted(
+                    (s for s in self.slots.values() if s.state == LOADED and s is not exclude),
+                    key=lambda s: s.last_used,
                 )
-                return
-            await self.unload(min(idle, key=lambda s: s.last_used))
+                idle = [s for s in others if s.active == 0 and self._is_idle(s)]
+                if idle:
+                    await self.unload(idle[0])
+                    continue
+                if not others:
+                    return  # alone and still over: bigger than the budget on its own; it loads, alone
+                if not wait:
+                    log.warning(
+                        "Memory budget %d MB exceeded by %s: every other resident model is busy",
+                        budget >> 20,
+                        incoming.entry.model_id,
+                    )
+                    return
+                if incoming.active == 0:
+                    raise _NoRoom("no request waits for it any more")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _NoRoom(f"the models in the way stayed busy for {self.room_wait_s:g} s")
+                for s in _in_the_way(others, self.resident_bytes(exclude) + need - budget):
+                    if not s.draining:
+                        s.draining = True
+                        drained.append(s)
+                await self._changes(min(left, 1.0))
+        finally:
+            for s in drained:
+                s.draining = False
+            if drained:
+                self._notify()
 
     async def unload(self, s: Slot, *, collect: bool = True) -> None:
         if s.state != LOADED:
@@ -310,6 +386,17 @@ class Registry:
                 await asyncio.gather(s.loading, return_exceptions=True)
             await self.unload(s, collect=False)
         await asyncio.to_thread(gc.collect)
+
+
+def _in_the_way(others: list[Slot], excess: int) -> list[Slot]:
+    """The least recently used models whose memory covers `excess` (all of them if none does)."""
+    chosen, freed = [], 0
+    for s in others:
+        if freed >= excess:
+            break
+        chosen.append(s)
+        freed += s.memory_bytes
+    return chosen
 
 
 def _measure(model: Model, rss_delta: int) -> int:

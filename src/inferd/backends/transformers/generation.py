@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..base import GeneratedToken, Generation, InputError, StreamStep, TextGenerator
+from ..base import GeneratedToken, Generation, InputError, StreamStep, TextGenerator, check_cancelled
 from ..weights import check_finite_weights
 from ._common import load_kwargs, module_bytes
 
@@ -266,6 +266,7 @@ class TransformersGenerator(TextGenerator):
                 item = run.tokens.get()
                 if item is _DONE:
                     break
+                check_cancelled()  # the request ended: the finally below stops generate at its next token
                 if pending is not None:
                     yield StreamStep(pending)
                 token_id, logprob = item

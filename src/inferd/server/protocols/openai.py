@@ -19,7 +19,8 @@ from starlette.responses import Response, StreamingResponse
 
 from ...backends import Generation, InputError, StreamStep
 from ...tasks import CHAT_COMPLETION
-from ..errors import ServerError
+from ..drain import DRAIN
+from ..errors import ServerError, shutting_down
 from ..limits import read_body, unless_disconnected
 from ..metrics import Observation
 from ..payload import parse_body
@@ -158,6 +159,10 @@ async def _events(
                 yield wire.sse(chunk)
             if last:
                 break
+            if DRAIN.expired:  # SIGTERM and the drain time is up: a final event, then a clean end of body
+                status = 503
+                yield wire.sse(openai_error_body(shutting_down()))
+                return
             step = await anext(rest, None)
         else:
             raise ServerError("The generation stream ended before its last token.", "incomplete_generation")

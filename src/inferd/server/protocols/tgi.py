@@ -19,7 +19,8 @@ from starlette.responses import Response, StreamingResponse
 
 from ...backends import InputError, StreamStep
 from ...tasks import TASKS, ParameterError
-from ..errors import ServerError
+from ..drain import DRAIN
+from ..errors import ServerError, shutting_down
 from ..limits import read_body, unless_disconnected
 from ..metrics import Observation
 from ..payload import HfRequest, parse_body
@@ -117,6 +118,10 @@ async def _events(
             length = await input_length() if last and encoder.details else None
             yield wire.sse(encoder.encode(step, input_length=length))
             if last:
+                return
+            if DRAIN.expired:  # SIGTERM and the drain time is up: a final event, then a clean end of body
+                status = 503
+                yield error_event(shutting_down())
                 return
             step = await anext(rest, None)
         status = 500
