@@ -18,6 +18,8 @@ It knows nothing about models or protocols (the idea of Ray Serve's `batching.py
   * a request carrying several items (a list of sentences to embed) counts as several items and is never split;
   * a waiter whose caller has gone (cancelled future) is dropped before its batch runs: a prefetched batch
     that loses a request is recalled (its `run` call cancelled) and its other requests go back to the queue;
+  * with `stop_abandoned`, a running batch whose requests have all gone has its `run` call cancelled (the
+    engine then asks the model to stop midway, e.g. a diffusion model between two denoising steps);
   * an error is fanned out to every waiter of the batch; a result list whose length differs from the inputs
     fails the whole batch (results cannot be attributed safely);
   * the queue is bounded: `submit` raises `QueueFullError` at once instead of waiting (the engine answers 429).
@@ -96,6 +98,7 @@ class Batcher:
         prefetch: int = 1,
         max_batch_tokens: int = 0,
         cost: CostFn | None = None,
+        stop_abandoned: bool = False,
     ) -> None:
         """`split_on(exc)` true means "this error may come from one request's inputs": the batch is then re-run
         one request at a time so that a bad input fails only its own request. `prefetch`: batches whose `run`
@@ -110,6 +113,7 @@ class Batcher:
         self.prefetch = max(0, prefetch)
         self.max_batch_tokens = max(0, max_batch_tokens) if cost is not None else 0
         self._cost = cost
+        self.stop_abandoned = stop_abandoned
         self._queue: deque[_Waiter] = deque()
         self._wakeup = asyncio.Event()
         self._landed = asyncio.Event()  # a flight ended: room for the next batch
@@ -154,6 +158,7 @@ class Batcher:
                 self._queue.remove(waiter)
             except ValueError:
                 self._recall(waiter)
+                self._abandon(waiter)
             raise
 
     def _recall(self, gone: _Waiter) -> None:
@@ -170,6 +175,14 @@ class Batcher:
         self._queue.extendleft(reversed([w for w in flight.waiters if not w.future.done()]))
         self._wakeup.set()
         self._landed.set()
+
+    def _abandon(self, gone: _Waiter) -> None:
+        """With `stop_abandoned`: cancel the running batch's call once every request in it has gone."""
+        if not self.stop_abandoned or not self._flights:
+            return
+        running = self._flights[0]
+        if gone in running.waiters and running.task is not None and all(w.future.done() for w in running.waiters):
+            running.task.cancel()
 
     async def close(self) -> None:
         self._closed = True

@@ -144,6 +144,10 @@ class Engine:
         }
         if slot is not None and state == FAILED and slot.error is not None:
             out["error"] = str(slot.error)
+        if slot is not None and state == LOADED and slot.model is not None:
+            progress = slot.model.progress()
+            if progress:
+                out["progress"] = dict(progress)  # the call running now, e.g. denoising steps done / total
         if slot is not None and state == LOADING:
             out["estimated_time"] = round(self.registry.estimated_time(slot), 3)
         return out
@@ -230,7 +234,13 @@ class Engine:
                 model, thread = slot.model, slot.thread
                 if model is None or thread is None:
                     raise RuntimeError(f"model {model_id} was unloaded")
-                return await thread.call(model.predict, key.task, inputs, key.parameters)
+                job = thread.submit(model.predict, key.task, inputs, key.parameters)
+                try:
+                    return await asyncio.wrap_future(job)
+                except asyncio.CancelledError:
+                    if job.running():  # started: only the model can stop it (a queued job was dropped)
+                        model.interrupt()
+                    raise
 
             def cost(key: Any, inputs: Sequence[Any]) -> int:
                 model = slot.model  # models that do not price their inputs answer 0: items only
@@ -249,6 +259,7 @@ class Engine:
                 on_batch=on_batch,
                 split_on=lambda exc: isinstance(exc, InputError),
                 prefetch=s.prefetch_batches,
+                stop_abandoned=slot.model is not None and slot.model.interruptible,
             )
         return batcher
 
