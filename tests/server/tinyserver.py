@@ -51,7 +51,13 @@ def tiny_server(
     settings = EngineSettings(
         allowed_dirs=(tiny_models.root,), digest_cache=state_dir / "digests.json", preload=tuple(models)
     )
-    app = create_app(Engine(catalogue, settings), ServerSettings())
+    with serve_app(create_app(Engine(catalogue, settings), ServerSettings())) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app) -> Iterator[str]:
+    """The base URL of `app` on uvicorn, in a background thread, on a free port of 127.0.0.1."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
