@@ -65,12 +65,16 @@ def test_image_to_image_keeps_the_size_and_follows_strength(model):
     small = Image.new("RGB", (32, 32), (0, 0, 200))
     out = model.predict("image-to-image", [source, small], params)
     assert [im.size for im in out] == [(48, 40), (32, 32)]
-    [resized] = model.predict("image-to-image", [source], {**params, "target_size": {"width": 16, "height": 24}})
+    [resized] = model.predict(
+        "image-to-image", [source], {**params, "target_size": {"width": 16, "height": 24}}
+    )
     assert resized.size == (16, 24)
 
 
 def test_a_compatible_scheduler_can_be_named(model):
-    [image] = model.predict("text-to-image", [PROMPT], {"scheduler": "EulerDiscreteScheduler", "num_inference_steps": 2})
+    [image] = model.predict(
+        "text-to-image", [PROMPT], {"scheduler": "EulerDiscreteScheduler", "num_inference_steps": 2}
+    )
     assert image.size == (64, 64)
     assert type(model.pipes["text-to-image"].scheduler).__name__ == "DDIMScheduler"  # put back after the call
 

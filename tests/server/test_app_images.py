@@ -63,7 +63,9 @@ def test_huggingface_hub_client(base_url):
     client = HubClient(model=f"{base_url}/models/{MODEL}")
     image = client.text_to_image("An astronaut riding a horse on the moon.", num_inference_steps=2, seed=1)
     assert isinstance(image, Image.Image) and image.size == (64, 64)
-    image = client.text_to_image("a blue sky", height=32, width=32, negative_prompt="a cat", guidance_scale=3.0)
+    image = client.text_to_image(
+        "a blue sky", height=32, width=32, negative_prompt="a cat", guidance_scale=3.0
+    )
     assert image.size == (32, 32)
     source = Image.new("RGB", (32, 32), (200, 200, 0))
     out = client.image_to_image(png(source), prompt="a tiger", num_inference_steps=3)
@@ -100,7 +102,9 @@ def test_openai_images_generate(base_url):
 )
 def test_bad_parameters_answer_4xx_naming_the_field(base_url, parameters, field):
     answer = httpx.post(
-        f"{base_url}/pipeline/text-to-image/{MODEL}", json={"inputs": "a cat", "parameters": parameters}, timeout=60
+        f"{base_url}/pipeline/text-to-image/{MODEL}",
+        json={"inputs": "a cat", "parameters": parameters},
+        timeout=60,
     )
     assert 400 <= answer.status_code < 500, answer.text
     body = answer.json()
@@ -108,13 +112,19 @@ def test_bad_parameters_answer_4xx_naming_the_field(base_url, parameters, field)
 
 
 def test_openai_route_refuses_bad_fields(base_url):
-    for body, field in (({"prompt": "x", "n": 11}, "n"), ({"prompt": ""}, "prompt"), ({"prompt": "x", "quality": "hd"}, "quality")):
+    for body, field in (
+        ({"prompt": "x", "n": 11}, "n"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "quality": "hd"}, "quality"),
+    ):
         answer = httpx.post(f"{base_url}/v1/images/generations", json=body, timeout=60)
         assert answer.status_code == 400 and answer.json()["error"]["param"] == field  # OpenAI's error shape
 
 
 async def test_a_cancelled_request_stops_the_denoising_loop(tiny_models, tmp_path):
-    entry = ModelEntry(MODEL, BOTH, "diffusers", f"path:{tiny_models('text-to-image')}", options={"max_steps": 500})
+    entry = ModelEntry(
+        MODEL, BOTH, "diffusers", f"path:{tiny_models('text-to-image')}", options={"max_steps": 500}
+    )
     engine = Engine(
         {MODEL: entry},
         EngineSettings(allowed_dirs=(tiny_models.root,), digest_cache=tmp_path / "d.json", preload=(MODEL,)),

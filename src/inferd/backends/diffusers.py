@@ -125,7 +125,7 @@ class DiffusionModel(Model):
             image = image.convert("RGB")
             if size is not None and image.size != size:
                 image = image.resize(size)
-            self.caps.check_pixels(*image.size, what="the input image")
+            self.caps.check_pixels(image.width, image.height, what="the input image")
             images.append(image)
             by_size.setdefault(image.size, []).append(i)
         prompt = str(parameters.get("prompt") or "")

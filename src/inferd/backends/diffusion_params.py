@@ -54,7 +54,9 @@ class Caps:
             if value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Model '{model_id}': options.{name} must be a whole number >= 1, got {value!r}.")
+                raise ValueError(
+                    f"Model '{model_id}': options.{name} must be a whole number >= 1, got {value!r}."
+                )
             values[name] = value
         caps = cls(**values)
         if caps.default_steps is not None and caps.default_steps > caps.max_steps:
@@ -141,7 +143,9 @@ def target_size(parameters: Mapping[str, Any], caps: Caps) -> tuple[int, int] | 
     if width is None and height is None:
         return None
     if width is None or height is None:
-        raise InputError("Parameters `height` and `width` go together for image-to-image (or use `target_size`).")
+        raise InputError(
+            "Parameters `height` and `width` go together for image-to-image (or use `target_size`)."
+        )
     if width < 8 or height < 8:
         raise InputError(f"Parameter `target_size` must be at least 8 x 8, got {width} x {height}.")
     _check_side("width", width)
@@ -155,5 +159,7 @@ def scheduler_class(pipe: Any, name: str) -> Any:
     current = pipe.scheduler
     choices = {cls.__name__: cls for cls in [type(current), *getattr(current, "compatibles", [])]}
     if name not in choices:
-        raise InputError(f"Parameter `scheduler` must be one of {sorted(choices)} for this model, got {name!r}.")
+        raise InputError(
+            f"Parameter `scheduler` must be one of {sorted(choices)} for this model, got {name!r}."
+        )
     return choices[name]

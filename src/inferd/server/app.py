@@ -92,7 +92,9 @@ def routes(settings: ServerSettings) -> list[Route]:
         Route("/v1/completions", openai_completions.completions, methods=["POST"]),
         Route("/models/{model_id:path}/v1/completions", openai_completions.completions, methods=["POST"]),
         Route("/v1/audio/transcriptions", openai_audio.transcriptions, methods=["POST"]),
-        Route("/models/{model_id:path}/v1/audio/transcriptions", openai_audio.transcriptions, methods=["POST"]),
+        Route(
+            "/models/{model_id:path}/v1/audio/transcriptions", openai_audio.transcriptions, methods=["POST"]
+        ),
         Route("/v1/audio/speech", openai_audio.speech, methods=["POST"]),
         Route("/models/{model_id:path}/v1/audio/speech", openai_audio.speech, methods=["POST"]),
         Route("/v1/images/generations", openai_images.generations, methods=["POST"]),

@@ -181,7 +181,11 @@ class Batcher:
         if not self.stop_abandoned or not self._flights:
             return
         running = self._flights[0]
-        if gone in running.waiters and running.task is not None and all(w.future.done() for w in running.waiters):
+        if (
+            gone in running.waiters
+            and running.task is not None
+            and all(w.future.done() for w in running.waiters)
+        ):
             running.task.cancel()
 
     async def close(self) -> None:

@@ -28,7 +28,10 @@ def _served_tasks(entries: list[ModelEntry]) -> list[str]:
 
 
 # Tasks whose models are not transformers folders: the backend to name in models.toml, and what its folder holds.
-_DIFFUSERS = ("diffusers", "a diffusers pipeline folder (model_index.json, safetensors weights), e.g. sd-turbo")
+_DIFFUSERS = (
+    "diffusers",
+    "a diffusers pipeline folder (model_index.json, safetensors weights), e.g. sd-turbo",
+)
 _BACKEND_FOR_TASK = {"text-to-image": _DIFFUSERS, "image-to-image": _DIFFUSERS}
 
 

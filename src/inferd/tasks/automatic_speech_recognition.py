@@ -26,7 +26,9 @@ TASK = Task(
             str,
             "Language of the speech, an ISO-639-1 code such as 'en' (unset: the model's own setting or detection).",
         ),
-        Param("prompt", str, "Text the speech follows on from, to steer spelling and style (Whisper's prompt)."),
+        Param(
+            "prompt", str, "Text the speech follows on from, to steer spelling and style (Whisper's prompt)."
+        ),
         GENERATE_PARAMETERS,
     ),
     example_input="sample1.flac",

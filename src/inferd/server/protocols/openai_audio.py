@@ -21,7 +21,7 @@ libsndfile when it has the encoder (MP3 needs libsndfile >= 1.1); otherwise, and
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import numpy as np
@@ -45,13 +45,30 @@ from .openai_captions import srt, vtt
 
 ASR, TTS = "automatic-speech-recognition", "text-to-speech"
 TRANSCRIPTION_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
+OPENAI_VOICES = {
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+}
 # OpenAI's model names: they mean "the server's default model for the task" here.
 _OPENAI_MODELS = {"", "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "tts-1", "tts-1-hd"}
 _OPENAI_MODELS |= {"gpt-4o-mini-tts", "dummy", "default"}
 # response_format -> (libsndfile format, subtype, rates the codec takes (None: any), content type)
 SPEECH_FORMATS: Mapping[str, tuple[str, str, tuple[int, ...] | None, str]] = {
-    "mp3": ("MP3", "MPEG_LAYER_III", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000), "audio/mpeg"),
+    "mp3": (
+        "MP3",
+        "MPEG_LAYER_III",
+        (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+        "audio/mpeg",
+    ),
     "wav": ("WAV", "PCM_16", None, "audio/wav"),
     "flac": ("FLAC", "PCM_16", None, "audio/flac"),
     "opus": ("OGG", "OPUS", (8000, 12000, 16000, 24000, 48000), "audio/ogg"),
@@ -82,7 +99,7 @@ async def _form(request: Request, state: AppState) -> dict[str, Any]:
         raise bad("The body must be multipart/form-data with a `file` field (the audio).")
     data = await read_body(request, state.settings.max_media_bytes)
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         yield data
 
     try:
@@ -90,9 +107,8 @@ async def _form(request: Request, state: AppState) -> dict[str, Any]:
     except MultiPartException as exc:
         raise bad(f"The multipart body cannot be read: {exc.message}") from None
     fields: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            value = await value.read()
+    for key, item in form.multi_items():
+        value: Any = await item.read() if isinstance(item, UploadFile) else item
         key = key.removesuffix("[]")
         if key in fields:
             fields[key] = [*fields[key], value] if isinstance(fields[key], list) else [fields[key], value]
@@ -127,7 +143,9 @@ def transcription_request(fields: Mapping[str, Any]) -> tuple[bytes, str, dict[s
     if any(g != "segment" for g in granularities):
         raise bad('`timestamp_granularities` may hold only "segment".', "timestamp_granularities")
     if granularities and response_format != "verbose_json":
-        raise bad('`timestamp_granularities` needs `response_format: "verbose_json"`.', "timestamp_granularities")
+        raise bad(
+            '`timestamp_granularities` needs `response_format: "verbose_json"`.', "timestamp_granularities"
+        )
     params: dict[str, Any] = {}
     for name in ("language", "prompt"):
         value = _text_field(fields, name)
@@ -136,11 +154,11 @@ def transcription_request(fields: Mapping[str, Any]) -> tuple[bytes, str, dict[s
     temperature = _text_field(fields, "temperature")
     if temperature is not None:
         try:
-            value = float(temperature)
+            degrees = float(temperature)
         except ValueError:
             raise bad("`temperature` must be a number.", "temperature") from None
-        if value != 0:  # the models here decode greedily; say so rather than ignore it
-            params["generate_parameters"] = {"temperature": value}
+        if degrees != 0:  # passed on: a model that cannot sample says so
+            params["generate_parameters"] = {"temperature": degrees}
     if response_format in ("srt", "vtt", "verbose_json"):
         params["return_timestamps"] = True
     return audio, response_format, params
@@ -152,7 +170,9 @@ def _segments(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             "id": i,
             "seek": 0,
             "start": float(chunk["timestamp"][0]),
-            "end": float(chunk["timestamp"][1] if chunk["timestamp"][1] is not None else chunk["timestamp"][0]),
+            "end": float(
+                chunk["timestamp"][1] if chunk["timestamp"][1] is not None else chunk["timestamp"][0]
+            ),
             "text": str(chunk["text"]),
             "tokens": [],
             "temperature": 0.0,

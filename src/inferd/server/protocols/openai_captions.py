@@ -1,7 +1,7 @@
 """Transcript segments as SubRip (.srt) and WebVTT (.vtt) captions: pure functions, for /v1/audio/transcriptions.
 
-    srt([{"start": 0.0, "end": 1.5, "text": " Hello."}])
-    '1\\n00:00:00,000 --> 00:00:01,500\\nHello.\\n'
+srt([{"start": 0.0, "end": 1.5, "text": " Hello."}])
+'1\\n00:00:00,000 --> 00:00:01,500\\nHello.\\n'
 """
 
 from __future__ import annotations
