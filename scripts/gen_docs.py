@@ -70,6 +70,8 @@ def render() -> str:
                 "none installed: configure one for the `diffusers` backend (a diffusers pipeline folder with "
                 "model_index.json, or a hub id in the local cache)"
             )
+            if name in SUPPORTED_TASKS:
+                model += " or the `transformers` backend (e.g. Swin2SR super-resolution)"
         elif name in SUPPORTED_TASKS:
             model = (
                 "none installed: configure one for the `transformers` backend (a local folder or a hub id)"

@@ -32,7 +32,13 @@ _DIFFUSERS = (
     "diffusers",
     "a diffusers pipeline folder (model_index.json, safetensors weights), e.g. sd-turbo",
 )
-_BACKEND_FOR_TASK = {"text-to-image": _DIFFUSERS, "image-to-image": _DIFFUSERS}
+_BACKEND_FOR_TASK = {
+    "text-to-image": _DIFFUSERS,
+    "image-to-image": (
+        "diffusers",
+        f'{_DIFFUSERS[1]}; or, with backend = "transformers", a super-resolution model folder such as Swin2SR',
+    ),
+}
 
 
 def no_model_message(task: str) -> str:
