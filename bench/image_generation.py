@@ -48,7 +48,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from fixtures.tiny_pipelines import build_tiny_stable_diffusion
-
     from inferd.backends import get_backend
     from inferd.catalogue import ModelEntry
 
