@@ -98,9 +98,22 @@ def main() -> None:
         rows,
         ["size", "batch", "steps", "ms_per_call", "ms_per_image", "fixed_ms_per_image", "step_ms_per_image"],
     )
+    fits = [r for r in rows if r["steps"] == "fit"]
+    notes = [
+        f"{f['size']} batch {f['batch']}: {f['fixed_ms_per_image']} ms per image once (prompt encoding, VAE "
+        f"decode, set-up) + {f['step_ms_per_image']} ms per image per denoising step (UNet + scheduler)"
+        for f in fits
+    ]
+    notes.append(
+        "What dominates: the denoising steps (the UNet) from a few steps up; the fixed part is the cost of a "
+        "1-step image. Batching shares the per-call overhead, which matters only while the model is this small."
+    )
     path = write_results(
         "image_generation",
         {
+            "model": "tiny random Stable Diffusion (tests/fixtures/tiny_pipelines.py), in process, "
+            f"{os.environ['INFERD_TORCH_THREADS']} torch thread(s)",
+            "notes": notes,
             "machine": machine_info(["diffusers", "torch", "transformers"]),
             "load_average_at_start": load_average,
             "torch_threads": os.environ["INFERD_TORCH_THREADS"],
