@@ -122,7 +122,8 @@ class Registry:
         return s
 
     def estimated_time(self, s: Slot) -> float:
-        expected = s.load_s or s.expected_load_s or 10.0
+        # A measured 0.0 (a load under half a millisecond, rounded) is a measure, not a missing one.
+        expected = next((t for t in (s.load_s, s.expected_load_s) if t is not None), 10.0)
         if s.state == LOADING:
             expected -= time.monotonic() - s.load_started
         return max(expected, 0.5)
