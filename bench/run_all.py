@@ -50,6 +50,12 @@ SUITE = (
     ("client_overhead.py", "client_overhead", [], "client overhead: inferd's client vs huggingface_hub"),
     ("serve_batching.py", "serve_batching", [], "the engine's batching on vs off"),
     (
+        "image_generation.py",
+        "image_generation",
+        [],
+        "image generation: seconds per image of the diffusers backend, tiny pipeline, per step count",
+    ),
+    (
         "ray_serve.py",
         "ray_serve",
         [],

@@ -105,12 +105,14 @@ def _error(response: Any) -> tuple[str | None, str]:
 
 def model_refusal(response: Any) -> bool:
     """A schema-valid request the model itself cannot take, which no schema of the route can state: a
-    generation parameter its runtime lacks (TGI's `model_kwargs` 400, which clients retry without), or a 422
+    generation parameter its runtime lacks (TGI's `model_kwargs` 400, which clients retry without), a task no
+    served model has (400 `not_supported`), or a 422
     from the model (inputs past its context, a table without its columns, `dimensions` past its vectors).
     TGI's own checks of the parameters ("Input validation error: ...") are the schema's, so not these."""
     error_type, message = _error(response)
     if response.status_code == 400:
-        return "`model_kwargs` are not used by the model" in message
+        # A route whose task no served model has lists no model ids, and the run pins them to served ones.
+        return error_type == "not_supported" or "`model_kwargs` are not used by the model" in message
     return (
         response.status_code == 422
         and error_type == "validation"

@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from inferd.backends.diffusers import SUPPORTED_TASKS as DIFFUSERS_TASKS  # noqa: E402
 from inferd.backends.transformers import SUPPORTED_TASKS  # noqa: E402
 from inferd.catalogue import ModelEntry  # noqa: E402
 from inferd.catalogue.defaults import FAMILIES  # noqa: E402
@@ -21,14 +22,18 @@ from inferd.tasks import TASKS, Param  # noqa: E402
 TARGET = ROOT / "docs" / "tasks.md"
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"  # a seed's bound in full, not 4.29e+09
+
+
 def _limits(p: Param) -> str:
     parts = []
     if p.choices:
         parts.append(" / ".join(f"`{c}`" for c in p.choices))
     if p.minimum is not None:
-        parts.append(f"{'>' if p.exclusive_minimum else '≥'} {p.minimum:g}")
+        parts.append(f"{'>' if p.exclusive_minimum else '≥'} {_number(p.minimum)}")
     if p.maximum is not None:
-        parts.append(f"≤ {p.maximum:g}")
+        parts.append(f"≤ {_number(p.maximum)}")
     if p.min_items is not None:
         parts.append(f"≥ {p.min_items} item(s)")
     if p.max_items is not None:
@@ -66,6 +71,13 @@ def render() -> str:
                 f"`{e.model_id}` ({e.backend})" + (" — *approximation*" if name in e.approximations else "")
                 for e in defaults
             )
+        elif name in DIFFUSERS_TASKS:
+            model = (
+                "none installed: configure one for the `diffusers` backend (a diffusers pipeline folder with "
+                "model_index.json, or a hub id in the local cache)"
+            )
+            if name in SUPPORTED_TASKS:
+                model += " or the `transformers` backend (e.g. Swin2SR super-resolution)"
         elif name in SUPPORTED_TASKS:
             model = (
                 "none installed: configure one for the `transformers` backend (a local folder or a hub id)"

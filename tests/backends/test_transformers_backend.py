@@ -125,6 +125,7 @@ CASES = {
         ),
     ),
     "image-to-text": ([IMAGE, IMAGE], {"max_new_tokens": 4}, lambda r: keys(r, "generated_text")),
+    "image-to-image": ([IMAGE, IMAGE], {}, lambda r: isinstance(r, Image.Image) and r.size == (80, 60)),
     "zero-shot-image-classification": (
         [IMAGE, IMAGE],
         {"candidate_labels": ["cat", "dog"]},
@@ -174,9 +175,20 @@ def test_every_task_answers_a_batch_in_wire_shape(tiny_models, task):
     assert len(results) == len(inputs)
     for result in results:
         assert check(result), result
-    if task not in ("image-segmentation", "text-to-speech", "feature-extraction"):
+    if task not in ("image-segmentation", "image-to-image", "text-to-speech", "feature-extraction"):
         json.dumps(results)  # plain Python data only, no numpy scalars
     assert model.memory_bytes() > 0
+
+
+def test_super_resolution_batches_mixed_sizes_and_crops_the_padding(tiny_models):
+    model = load(tiny_models, "image-to-image")
+    small = Image.new("RGB", (16, 16), (0, 200, 0))
+    out = model.predict("image-to-image", [IMAGE, small, IMAGE], {})
+    assert [im.size for im in out] == [(80, 60), (32, 32), (80, 60)]  # 2x, Swin2SR's window padding cropped
+    [resized] = model.predict("image-to-image", [small], {"target_size": {"width": 20, "height": 10}})
+    assert resized.size == (20, 10)
+    with pytest.raises(InputError, match="prompt"):
+        model.predict("image-to-image", [small], {"prompt": "a cat"})  # a diffusion parameter
 
 
 def test_parameters_take_effect(tiny_models):

@@ -34,6 +34,7 @@ MODELS = {
     "tiny/object-detection": ("object-detection", ("object-detection",)),
     "tiny/image-segmentation": ("image-segmentation", ("image-segmentation",)),
     "tiny/image-to-text": ("image-to-text", ("image-to-text",)),
+    "tiny/image-to-image": ("image-to-image", ("image-to-image",)),
     "tiny/zero-shot-image-classification": (
         "zero-shot-image-classification",
         ("zero-shot-image-classification",),
@@ -167,6 +168,11 @@ CALLS = {
         "tiny/image-segmentation",
         lambda c: c.image_segmentation(PNG),
         lambda r: r and all(isinstance(s["mask"], Image.Image) and s["mask"].size == (40, 30) for s in r),
+    ),
+    "image-to-image": (
+        "tiny/image-to-image",
+        lambda c: c.image_to_image(PNG),
+        lambda r: isinstance(r, Image.Image) and r.size == (80, 60),  # Swin2SR x2
     ),
     "image-to-text": (
         "tiny/image-to-text",

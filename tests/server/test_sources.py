@@ -200,6 +200,9 @@ def test_a_cached_hub_model_gets_an_entry_with_its_task(hub_cache):
     assert arch_entry is not None and arch_entry.tasks == ("text-classification",)
     assert hub_cached_entry("org/unknown") is None
     assert hub_cached_entry("org/absent") is None
+    fake_hub_cache(hub_cache, "org/sd", {"model_index.json": '{"_class_name": "StableDiffusionPipeline"}'})
+    sd = hub_cached_entry("org/sd")
+    assert sd is not None and sd.backend == "diffusers" and sd.tasks == ("text-to-image", "image-to-image")
     assert hub_cached_entry("../etc") is None
 
 

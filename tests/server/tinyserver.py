@@ -22,6 +22,8 @@ from inferd.server.settings import ServerSettings  # noqa: E402
 
 # model id -> (tiny model folder's task, tasks served, tasks it is the server's default for)
 Models = Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]]
+# The tiny folders that are not transformers models: the backend that loads them.
+BACKEND_OF_FOLDER = {"text-to-image": "diffusers"}
 
 
 def _free_port() -> int:
@@ -31,18 +33,31 @@ def _free_port() -> int:
 
 
 @contextmanager
-def tiny_server(tiny_models, state_dir: Path, models: Models) -> Iterator[str]:
-    """The base URL of a server preloading `models`, built from `tiny_models` folders."""
+def tiny_server(
+    tiny_models, state_dir: Path, models: Models, options: Mapping[str, Mapping[str, object]] | None = None
+) -> Iterator[str]:
+    """The base URL of a server preloading `models`, built from `tiny_models` folders (`options` by model id)."""
     catalogue = {
         model_id: ModelEntry(
-            model_id, tasks, "transformers", f"path:{tiny_models(folder)}", default_for=defaults
+            model_id,
+            tasks,
+            BACKEND_OF_FOLDER.get(folder, "transformers"),
+            f"path:{tiny_models(folder)}",
+            default_for=defaults,
+            options=dict((options or {}).get(model_id, {})),
         )
         for model_id, (folder, tasks, defaults) in models.items()
     }
     settings = EngineSettings(
         allowed_dirs=(tiny_models.root,), digest_cache=state_dir / "digests.json", preload=tuple(models)
     )
-    app = create_app(Engine(catalogue, settings), ServerSettings())
+    with serve_app(create_app(Engine(catalogue, settings), ServerSettings())) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app) -> Iterator[str]:
+    """The base URL of `app` on uvicorn, in a background thread, on a free port of 127.0.0.1."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

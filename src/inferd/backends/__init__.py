@@ -27,6 +27,7 @@ from .base import (
 
 BACKENDS: dict[str, str] = {
     "transformers": "inferd.backends.transformers:TransformersBackend",
+    "diffusers": "inferd.backends.diffusers:DiffusersBackend",
     "sentence-transformers": "inferd.backends.sentence_transformers:SentenceTransformersBackend",
     "vader": "inferd.backends.vader:VaderBackend",
     "spacy": "inferd.backends.spacy:SpacyBackend",

@@ -6,7 +6,8 @@ English unless the entry's options say otherwise. A batch is a loop: CTranslate2
 for one clip.
 
 Entry options: `compute_type` ("int8"), `device` ("cpu"), `cpu_threads` (all cores, at most 4),
-`beam_size` (1), `language` ("en"; None lets a multilingual model detect it).
+`beam_size` (1), `language` ("en"; None lets a multilingual model detect it). Task parameters `language`
+(overrides the option for a request) and `prompt` (Whisper's initial prompt) are honoured.
 """
 
 from __future__ import annotations
@@ -80,9 +81,24 @@ class FasterWhisperModel(Model):
                     kwargs[name] = kind(generate[key])
                 except (TypeError, ValueError):
                     raise InputError(f"generate_parameters.{key} must be a number.") from None
+        language = parameters.get("language")
+        if language is not None:
+            kwargs["language"] = self._check_language(str(language))
+        if parameters.get("prompt"):
+            kwargs["initial_prompt"] = str(parameters["prompt"])
         if kwargs["beam_size"] < 1:
             raise InputError("num_beams must be at least 1.")
         return kwargs
+
+    def _check_language(self, language: str) -> str:
+        """A language the model was trained on (tiny.en: English only), else an InputError naming them."""
+        known = tuple(getattr(self._whisper, "supported_languages", ()) or ())
+        code = language.lower()
+        if known and code not in known:
+            raise InputError(
+                f"Parameter `language` must be one of this model's languages {list(known)}, got {language!r}."
+            )
+        return code
 
     def _one(self, audio: Any, kwargs: Mapping[str, Any], timestamps: bool) -> dict[str, Any]:
         array, rate = as_mono_float32(audio)

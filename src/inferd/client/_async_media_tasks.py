@@ -48,6 +48,8 @@ class _AsyncMediaTasks(_AsyncBase):
         *,
         model: str | None = None,
         return_timestamps: bool | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
         generate_parameters: dict[str, Any] | None = None,
     ) -> Any:
         """The transcript; with `return_timestamps=True`, the whole `{"text", "chunks"}` answer.
@@ -55,7 +57,12 @@ class _AsyncMediaTasks(_AsyncBase):
         >>> client.automatic_speech_recognition("hello_world.flac")
         'hello world'
         """
-        parameters = p.params(return_timestamps=return_timestamps, generate_parameters=generate_parameters)
+        parameters = p.params(
+            return_timestamps=return_timestamps,
+            language=language,
+            prompt=prompt,
+            generate_parameters=generate_parameters,
+        )
         body = p.binary_body(await self._binary(audio), parameters)
         answer = await self._call_json("automatic-speech-recognition", body, model=model)
         return p.speech_recognition(answer, full=bool(return_timestamps))
@@ -124,6 +131,7 @@ class _AsyncMediaTasks(_AsyncBase):
         seed: int | None = None,
         scheduler: str | None = None,
         target_size: dict[str, int] | None = None,
+        strength: float | None = None,
         **kwargs: Any,
     ) -> Any:
         """A PIL image.
@@ -140,6 +148,7 @@ class _AsyncMediaTasks(_AsyncBase):
             seed=seed,
             scheduler=scheduler,
             target_size=target_size,
+            strength=strength,
             **kwargs,
         )
         body = p.binary_body(await self._binary(image), parameters)

@@ -45,6 +45,8 @@ class _SyncMediaTasks(_SyncBase):
         *,
         model: str | None = None,
         return_timestamps: bool | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
         generate_parameters: dict[str, Any] | None = None,
     ) -> Any:
         """The transcript; with `return_timestamps=True`, the whole `{"text", "chunks"}` answer.
@@ -52,7 +54,12 @@ class _SyncMediaTasks(_SyncBase):
         >>> client.automatic_speech_recognition("hello_world.flac")
         'hello world'
         """
-        parameters = p.params(return_timestamps=return_timestamps, generate_parameters=generate_parameters)
+        parameters = p.params(
+            return_timestamps=return_timestamps,
+            language=language,
+            prompt=prompt,
+            generate_parameters=generate_parameters,
+        )
         body = p.binary_body(self._binary(audio), parameters)
         answer = self._call_json("automatic-speech-recognition", body, model=model)
         return p.speech_recognition(answer, full=bool(return_timestamps))
@@ -117,6 +124,7 @@ class _SyncMediaTasks(_SyncBase):
         seed: int | None = None,
         scheduler: str | None = None,
         target_size: dict[str, int] | None = None,
+        strength: float | None = None,
         **kwargs: Any,
     ) -> Any:
         """A PIL image.
@@ -133,6 +141,7 @@ class _SyncMediaTasks(_SyncBase):
             seed=seed,
             scheduler=scheduler,
             target_size=target_size,
+            strength=strength,
             **kwargs,
         )
         body = p.binary_body(self._binary(image), parameters)

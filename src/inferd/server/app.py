@@ -23,7 +23,16 @@ from .errors import ServerError
 from .metrics import Observation
 from .middleware import http_middleware
 from .openapi import SWAGGER_HTML, build_openapi
-from .protocols import hf, openai, openai_completions, openai_embeddings, tei, tgi
+from .protocols import (
+    hf,
+    openai,
+    openai_audio,
+    openai_completions,
+    openai_embeddings,
+    openai_images,
+    tei,
+    tgi,
+)
 from .respond import JSONResponse, error_response, openai_error_response
 from .settings import ServerSettings
 from .state import AppState, Engine, endpoint
@@ -87,6 +96,14 @@ def routes(settings: ServerSettings) -> list[Route]:
         Route("/models/{model_id:path}/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai_completions.completions, methods=["POST"]),
         Route("/models/{model_id:path}/v1/completions", openai_completions.completions, methods=["POST"]),
+        Route("/v1/audio/transcriptions", openai_audio.transcriptions, methods=["POST"]),
+        Route(
+            "/models/{model_id:path}/v1/audio/transcriptions", openai_audio.transcriptions, methods=["POST"]
+        ),
+        Route("/v1/audio/speech", openai_audio.speech, methods=["POST"]),
+        Route("/models/{model_id:path}/v1/audio/speech", openai_audio.speech, methods=["POST"]),
+        Route("/v1/images/generations", openai_images.generations, methods=["POST"]),
+        Route("/models/{model_id:path}/v1/images/generations", openai_images.generations, methods=["POST"]),
         Route("/v1/embeddings", openai_embeddings.embeddings, methods=["POST"]),
         Route("/embeddings", openai_embeddings.embeddings, methods=["POST"]),  # TEI's alias
         Route("/models/{model_id:path}/v1/embeddings", openai_embeddings.embeddings, methods=["POST"]),

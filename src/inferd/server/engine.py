@@ -152,6 +152,10 @@ class Engine:
         }
         if slot is not None and state == FAILED and slot.error is not None:
             out["error"] = slot.error.public  # the log has the whole message
+        if slot is not None and state == LOADED and slot.model is not None:
+            progress = slot.model.progress()
+            if progress:
+                out["progress"] = dict(progress)  # the call running now, e.g. denoising steps done / total
         if slot is not None and state == LOADING:
             out["estimated_time"] = round(self.registry.estimated_time(slot), 3)
         return out

@@ -27,13 +27,30 @@ def _served_tasks(entries: list[ModelEntry]) -> list[str]:
     return [t for t in (*TASKS, CHAT_COMPLETION) if t in names]
 
 
+# Tasks whose models are not transformers folders: the backend to name in models.toml, and what its folder holds.
+_DIFFUSERS = (
+    "diffusers",
+    "a diffusers pipeline folder (model_index.json, safetensors weights), e.g. sd-turbo",
+)
+_BACKEND_FOR_TASK = {
+    "text-to-image": _DIFFUSERS,
+    "image-to-image": (
+        "diffusers",
+        f'{_DIFFUSERS[1]}; or, with backend = "transformers", a super-resolution model folder such as Swin2SR',
+    ),
+}
+
+
 def no_model_message(task: str) -> str:
     """What a user reads when no model of this server serves `task`: the fix, not just the fact."""
+    backend, folder = _BACKEND_FOR_TASK.get(task, ("transformers", ""))
+    what = f"\n  # the folder: {folder}" if folder else ""
     return (
         f"No model is installed for task '{task}' on this server. To serve one, describe it in a config file "
         f'and restart with `inferd serve --config models.toml`:\n  [models."my-org/my-model"]\n'
-        f'  tasks = ["{task}"]\n  backend = "transformers"\n'
-        '  source = "path:/folder/with/the/model"   # or "hub:<repo id>" for a model in the local Hugging Face cache\n'
+        f'  tasks = ["{task}"]\n  backend = "{backend}"\n'
+        '  source = "path:/folder/with/the/model"   # or "hub:<repo id>" for a model in the local Hugging Face cache'
+        f"{what}\n"
         "docs/tasks.md lists which tasks each backend runs."
     )
 

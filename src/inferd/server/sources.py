@@ -253,8 +253,13 @@ _ARCH_TASKS: Mapping[str, str] = {
 }
 
 
+# What a diffusers pipeline (model_index.json) serves: the image-to-image pipeline is made from the same weights.
+_DIFFUSION_TASKS = ("text-to-image", "image-to-image")
+
+
 def hub_cached_entry(model_id: str) -> ModelEntry | None:
-    """A transformers entry for a repo already in the local HF cache (no network), or None."""
+    """A transformers (or, for a pipeline with model_index.json, diffusers) entry for a repo already in the
+    local HF cache (no network), or None."""
     if not _HUB_ID.fullmatch(model_id) or ".." in model_id:
         return None
     try:
@@ -262,6 +267,10 @@ def hub_cached_entry(model_id: str) -> ModelEntry | None:
     except ImportError:
         return None
     try:
+        if isinstance(try_to_load_from_cache(model_id, "model_index.json"), str):
+            return ModelEntry(
+                model_id=model_id, tasks=_DIFFUSION_TASKS, backend="diffusers", source=f"hub:{model_id}"
+            )
         config = try_to_load_from_cache(model_id, "config.json")
     except ValueError:  # huggingface_hub's HFValidationError: an id no Hub repo can have ("y.", "a--b")
         return None

@@ -103,20 +103,26 @@ class Param:
             value["maximum"] = self.maximum
         if self.choices is not None:
             value["enum"] = list(self.choices)
+        if value["type"] == "string" and self.choices is None:
+            value["pattern"] = NO_NUL
         if self.items is not None:
             value["items"] = {"type": _JSON_TYPES.get(self.items, "string")}
+            if self.items is str:
+                value["items"]["pattern"] = NO_NUL
         if self.min_items is not None:
             value["minItems"] = self.min_items
         if self.max_items is not None:
             value["maxItems"] = self.max_items
         if self.comma_separated:
             # The string form must still hold one item once split on commas and stripped.
-            value = {"anyOf": [value, {"type": "string", "pattern": r"[^,\s]"}]}
+            value = {"anyOf": [value, {"type": "string", "pattern": r"^[^\x00]*[^,\s\x00][^\x00]*$"}]}
         if self.required:
             return {**value, "description": self.description}
         return {"anyOf": [value, {"type": "null"}], "description": self.description}
 
 
+# The server refuses a NUL character in any text of a request (C libraries under the models stop reading at it).
+NO_NUL = r"^[^\x00]*$"
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 

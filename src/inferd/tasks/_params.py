@@ -53,7 +53,13 @@ IMAGE_GENERATION_PARAMETERS = (
     Param("height", int, "Height of the image in pixels.", minimum=8, maximum=4096),
     Param("width", int, "Width of the image in pixels.", minimum=8, maximum=4096),
     Param("num_inference_steps", int, "Number of denoising steps.", minimum=1, maximum=500),
-    Param("guidance_scale", float, "How closely the image follows the prompt.", minimum=0),
-    Param("seed", int, "Seed of the random generator.", minimum=0),
+    Param("guidance_scale", float, "How closely the image follows the prompt.", minimum=0, maximum=100),
+    Param(
+        "seed",
+        int,
+        "Seed of the random generator: the same seed gives the same image.",
+        minimum=0,
+        maximum=2**32 - 1,
+    ),
     Param("scheduler", str, "Name of the scheduler to use."),
 )

@@ -11,6 +11,14 @@ TASK = Task(
     parameters=(
         Param("prompt", str, "What the new image should show."),
         *IMAGE_GENERATION_PARAMETERS,
+        Param(
+            "strength",
+            float,
+            "How much the image may change: 0 keeps it, 1 ignores it (denoising steps run: steps x strength).",
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=1,
+        ),
         Param("target_size", dict, "{'width': w, 'height': h} of the output."),
     ),
     example_input="cat.png",

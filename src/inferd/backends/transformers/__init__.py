@@ -24,6 +24,7 @@ What `predict` returns per input (the server turns a single input's result into 
 | image-classification | [{label, score}] best first |
 | object-detection | [{label, score, box: {xmin, ymin, xmax, ymax}}] |
 | image-segmentation | [{label, score (None for semantic), mask: PIL.Image mode "L"}] |
+| image-to-image | PIL image (super-resolution: the input scaled by the model's `upscale`) |
 | image-to-text | {generated_text} (server wraps in a list) |
 | zero-shot-image-classification | [{label, score}] best first |
 | visual-question-answering | [{answer, score}] best first |
@@ -67,6 +68,7 @@ def _runner_class(task: str) -> type[Runner]:
         "image-classification": vision.ImageClassification,
         "object-detection": vision.ObjectDetection,
         "image-segmentation": vision.ImageSegmentation,
+        "image-to-image": vision.ImageToImage,
         "image-to-text": vision.ImageToText,
         "zero-shot-image-classification": vision.ZeroShotImageClassification,
         "visual-question-answering": vision.VisualQuestionAnswering,
@@ -89,6 +91,7 @@ SUPPORTED_TASKS = (
     "fill-mask",
     "image-classification",
     "image-segmentation",
+    "image-to-image",
     "image-to-text",
     "object-detection",
     "question-answering",

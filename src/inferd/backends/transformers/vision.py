@@ -173,3 +173,42 @@ class DocumentQuestionAnswering(_ImagePipeline):
         kwargs = pick(params, *(self.honoured - {"word_boxes"}))
         results = self._call(_questions(inputs, word_boxes=word_boxes), **kwargs)
         return [plain(r if isinstance(r, list) else [r]) for r in results]
+
+
+class ImageToImage(_ImagePipeline):
+    """Per input: a PIL image (super-resolution models such as Swin2SR: the input `upscale` times larger).
+
+    The pipeline stacks a batch into one tensor, so a batch runs one call per input size. Swin2SR's processor
+    pads the right and bottom edges up to its window; that border is cropped off again, so the output is
+    exactly the input scaled. `target_size` resizes the result."""
+
+    hf_task = "image-to-image"
+    honoured = frozenset({"target_size"})
+
+    def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
+        size = _target_size(params.get("target_size"))
+        scale = int(getattr(self.pipe.model.config, "upscale", 1) or 1)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(inputs):
+            by_size.setdefault(image.size, []).append(i)
+        results: list[Any] = [None] * len(inputs)
+        for (width, height), indices in by_size.items():
+            outputs = self._call([inputs[i] for i in indices])
+            for i, image in zip(indices, outputs, strict=True):
+                image = image.crop((0, 0, min(image.width, width * scale), min(image.height, height * scale)))
+                results[i] = image.resize(size) if size is not None else image
+        return results
+
+
+def _target_size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        width, height = int(value["width"]), int(value["height"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            "Parameter `target_size` must be {'width': w, 'height': h} with whole numbers."
+        ) from None
+    if not (1 <= width <= 8192 and 1 <= height <= 8192):
+        raise InputError(f"Parameter `target_size` must be 1 to 8192 pixels a side, got {width} x {height}.")
+    return width, height

@@ -12,12 +12,14 @@ body of that model's tasks, since what it accepts depends on the model.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
 from ..._version import __version__
 from ...catalogue import ModelEntry
 from ...tasks import CHAT_COMPLETION, TASKS, Task
+from ...tasks._base import NO_NUL
 from ..protocols.openai import PLACEHOLDERS
 from ..protocols.tgi import STREAMING_TEXT_GENERATION
 from . import protocol_bodies as bodies
@@ -315,13 +317,47 @@ def build_openapi(
             "version": __version__,
             "description": "HF Inference API, TGI, TEI and OpenAI routes over the models of this server.",
         },
-        "paths": paths,
-        "components": {"schemas": schemas},
     }
+    paths, schemas = copy.deepcopy(paths), copy.deepcopy(schemas)  # parts are shared constants: edit copies
+    seen: set[str] = set()
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                _refuse_nul(operation["requestBody"], schemas, seen)
+    schema["paths"], schema["components"] = paths, {"schemas": schemas}
     if api_key:
         schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         schema["security"] = [{"bearer": []}]
     return schema
+
+
+# payload.py refuses a NUL character in any string or key of a request (400): say so wherever a request has text.
+# (Not on property names: `propertyNames` made schemathesis's coverage phase ten times slower.)
+_FIXED = ("enum", "const", "format", "pattern", "contentEncoding", "contentMediaType")
+
+
+def _refuse_nul(node: Any, schemas: dict[str, Any], seen: set[str]) -> None:
+    """Add NO_NUL to the free-text strings of a request body's schema, in place,
+    following $refs into `schemas` once each (request schemas are not shared with responses)."""
+    if isinstance(node, list):
+        for child in node:
+            _refuse_nul(child, schemas, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen and name in schemas:
+            seen.add(name)
+            _refuse_nul(schemas[name], schemas, seen)
+    kinds = node.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "string" in kinds and not any(k in node for k in _FIXED):
+        node["pattern"] = NO_NUL
+    for key, child in node.items():
+        if key not in ("enum", "const", "default", "example", "examples", "propertyNames"):
+            _refuse_nul(child, schemas, seen)
 
 
 SWAGGER_HTML = """<!doctype html>

@@ -14,7 +14,8 @@ from ...tasks import InputKind, Task
 
 # A text the server takes: a string with something in it besides white space. Python's str.strip() also
 # strips \x1c-\x1f and \x85, which ECMA's and Rust's \s do not: they are named so that both agree.
-TEXT: dict[str, Any] = {"type": "string", "pattern": r"[^\s\x1c-\x1f\x85]"}
+# No NUL anywhere either (payload.py refuses it: C libraries under the models stop reading at it).
+TEXT: dict[str, Any] = {"type": "string", "pattern": r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$"}
 TEXTS: dict[str, Any] = {"type": "array", "items": TEXT, "minItems": 1}
 IMAGE: dict[str, Any] = {
     "type": "string",

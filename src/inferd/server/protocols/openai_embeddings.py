@@ -25,7 +25,6 @@ from starlette.responses import Response
 
 from ...backends.base import estimate_tokens
 from ..errors import ServerError
-from ..limits import check_client_batch
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
@@ -50,7 +49,12 @@ def texts_of(body: Mapping[str, Any], model_id: str, max_inputs: int) -> list[st
             "(LangChain's OpenAIEmbeddings sends token ids unless `check_embedding_ctx_length=False`).",
             "input",
         )
-    check_client_batch(len(items), max_inputs, "input")
+    if len(items) > max_inputs:  # OpenAI answers 400 here, where TEI and the HF routes answer 413
+        raise bad(
+            f"`input` has {len(items)} items; this server takes at most {max_inputs} inputs per request "
+            "(--max-client-batch-size).",
+            "input",
+        )
     for i, text in enumerate(items):
         if not isinstance(text, str):
             raise bad(f"`input[{i}]` must be a string, got {type(text).__name__}.", "input")
