@@ -61,6 +61,7 @@ SERVER_KEYS: dict[str, type] = {
     "preload": list,
     "allowed_dirs": list,
     "docs": bool,
+    "playground": bool,
     "cors_origins": list,
     "gzip": bool,
 }

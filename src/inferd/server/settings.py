@@ -15,5 +15,6 @@ class ServerSettings:
     request_timeout_s: float = 60.0  # a non-streaming request taking longer answers 504
     compute_type: str = "cpu"
     docs: bool = True  # serve a Swagger UI page at /docs
+    playground: bool = True  # serve the playground page at / and /playground (server/playground/)
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the server from a browser ("*": any)
     gzip: bool = False  # gzip JSON and text answers over 1 KB for clients that accept it (never streams)
