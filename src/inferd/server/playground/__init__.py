@@ -28,6 +28,8 @@ PUBLIC_PATHS = ("/", "/playground", "/playground/{asset}")
 ASSETS = {
     "app.js": "text/javascript",
     "api.js": "text/javascript",
+    "dom.js": "text/javascript",
+    "media.js": "text/javascript",
     "chat.js": "text/javascript",
     "inputs.js": "text/javascript",
     "outputs.js": "text/javascript",
