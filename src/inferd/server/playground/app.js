@@ -182,8 +182,9 @@ async function load() {
   }
   const generation = tasks["text-generation"];
   if (generation?.widgetModels.length && !tasks["chat-completion"]?.widgetModels?.length) {
-    tasks["chat-completion"] = { ...generation, id: "chat-completion", label: "Chat",
+    const chat = { ...generation, id: "chat-completion", label: "Chat",
       summary: "Chat with a text-generation model; tokens are streamed (OpenAI's /v1/chat/completions)." };
+    tasks = { "chat-completion": chat, ...tasks };
   }
   if (tasks["chat-completion"]) tasks["chat-completion"].parameters = chatParameters(generation || tasks["chat-completion"]);
   showTask(location.hash.replace(/^#\/task\//, ""));
