@@ -167,6 +167,7 @@ export function buildInput(task) {
   }
   // text
   const text = textArea(ex, task.id === "text-to-speech" ? 2 : 4);
+  text.classList.add("main");
   const label = { "text-to-speech": "Text to read", "text-to-image": "Prompt", "text-generation": "Prompt" };
   return {
     root: field(label[task.id] || "Text", text, "Ctrl+Enter sends."),
