@@ -490,7 +490,7 @@ def test_the_page_asks_for_the_key_once_and_reveals_nothing_without_it(page, key
     page.locator("#task textarea.main").fill("I love it")
     submit(page)
     assert bar_labels(page)[0] == "POSITIVE"
-    code = page.locator("#task pre.curl").inner_text()
+    code = page.locator("#task pre.curl").text_content()
     assert "$INFERD_API_KEY" in code and KEY not in code
     page.reload()  # the tab keeps the key: no second prompt
     expect(page.locator("#task h2")).to_have_text("Text Classification")
