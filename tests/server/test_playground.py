@@ -130,9 +130,11 @@ def page(browser):
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on(
         "console",
-        lambda m: m.type == "error"
-        and not EXPECTED_STATUSES.search(m.text)
-        and problems.append(f"console: {m.text} {m.location}"),
+        lambda m: (
+            m.type == "error"
+            and not EXPECTED_STATUSES.search(m.text)
+            and problems.append(f"console: {m.text} {m.location}")
+        ),
     )
     yield page
     context.close()
@@ -171,7 +173,9 @@ def bar_labels(page: Page) -> list[str]:
 
 
 def photo(tmp_path: Path, name: str) -> Path:
-    skimage = pytest.importorskip("skimage.data", reason="scikit-image's sample photos: pip install scikit-image")
+    skimage = pytest.importorskip(
+        "skimage.data", reason="scikit-image's sample photos: pip install scikit-image"
+    )
     from PIL import Image
 
     path = tmp_path / f"{name}.png"
@@ -269,7 +273,9 @@ def test_sentence_similarity_scores_each_sentence(page, server):
     needs("sentence-similarity")
     open_task(page, server, "sentence-similarity")
     page.get_by_label("Source sentence", exact=True).fill("Machine learning is so easy.")
-    page.get_by_label("Sentences to compare", exact=True).fill("Deep learning is so straightforward.\nI like pizza.")
+    page.get_by_label("Sentences to compare", exact=True).fill(
+        "Deep learning is so straightforward.\nI like pizza."
+    )
     submit(page)
     scores = page.locator("#task .bar .score").all_inner_texts()
     assert bar_labels(page) == ["Deep learning is so straightforward.", "I like pizza."]
@@ -292,7 +298,9 @@ def test_generative_tasks_answer(page, server):
     assert submit(page).inner_text().strip()
     open_task(page, server, "question-answering")
     page.get_by_label("Question", exact=True).fill("When was the tower completed?")
-    page.get_by_label("Context", exact=True).fill("The Eiffel Tower in Paris was completed in 1889 for the World's Fair.")
+    page.get_by_label("Context", exact=True).fill(
+        "The Eiffel Tower in Paris was completed in 1889 for the World's Fair."
+    )
     submit(page)
     expect(page.locator("#task .context mark")).to_be_visible()
     shot(page, "question-answering")
@@ -424,7 +432,9 @@ def test_image_to_text_reads_the_picture(page, server, tmp_path):
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (640, 80), "white")
-    ImageDraw.Draw(image).text((16, 16), "Invoice 4521: total 42 EUR", fill="black", font=ImageFont.load_default(size=36))
+    ImageDraw.Draw(image).text(
+        (16, 16), "Invoice 4521: total 42 EUR", fill="black", font=ImageFont.load_default(size=36)
+    )
     image.save(tmp_path / "invoice.png")
     open_task(page, server, "image-to-text")
     page.locator("#task input[type=file]").set_input_files(str(tmp_path / "invoice.png"))

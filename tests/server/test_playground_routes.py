@@ -75,5 +75,8 @@ async def test_api_tasks_carries_the_registry_parameters(tmp_path, task):
     registry = TASKS[task]
     assert info["input_kind"] == registry.input_kind.value
     assert [p["name"] for p in info["parameters"]] == [p.name for p in registry.parameters]
-    assert info["parameters"][0] == {"name": registry.parameters[0].name, **registry.parameters[0].json_schema()}
+    assert info["parameters"][0] == {
+        "name": registry.parameters[0].name,
+        **registry.parameters[0].json_schema(),
+    }
     assert info["example_input"] == registry.example_input
