@@ -77,6 +77,13 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         "--no-docs", action="store_false", dest="docs", default=None, help="no Swagger UI at /docs"
     )
     p.add_argument(
+        "--no-playground",
+        action="store_false",
+        dest="playground",
+        default=None,
+        help="no playground page at / and /playground",
+    )
+    p.add_argument(
         "--cors-origin",
         action="append",
         dest="cors_origins",

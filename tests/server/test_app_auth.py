@@ -15,13 +15,16 @@ from starlette.routing import Route
 
 from inferd.catalogue import ModelEntry
 from inferd.cli import main
+from inferd.server import playground
 from inferd.server.app import create_app
 from inferd.server.engine import Engine, EngineSettings
 from inferd.server.limits import PUBLIC_PATHS
 from inferd.server.settings import ServerSettings
 
 KEY = {"Authorization": "Bearer sekret"}
-PARAMS = {"model_id": "toy/text", "task": "text-classification", "framework": "all"}
+PARAMS = {"model_id": "toy/text", "task": "text-classification", "framework": "all", "asset": "app.js"}
+# The playground page and its files: static, no data; the page asks for the key before it calls anything.
+PUBLIC = PUBLIC_PATHS | playground.public_paths()
 
 
 def concrete(path: str) -> str:
@@ -48,7 +51,7 @@ async def test_every_route_needs_the_key_but_health(tmp_path):
             for method, path in calls:
                 body = {"json": {"inputs": "I love it"}} if method == "POST" else {}
                 refused = await client.request(method, path, **body)
-                if path in PUBLIC_PATHS:
+                if path in PUBLIC:
                     assert refused.status_code != 401, (method, path)
                     continue
                 assert refused.status_code == 401, (method, path, refused.status_code)
@@ -60,11 +63,17 @@ async def test_every_route_needs_the_key_but_health(tmp_path):
     finally:
         await engine.close()
     assert PUBLIC_PATHS == {"/health"}
+    assert playground.public_paths() >= {"/", "/playground", "/playground/app.js"}
 
 
 async def test_no_key_tells_nothing_not_even_which_routes_exist(tmp_path):
     async with running(tmp_path, ServerSettings(api_key="sekret")) as client:
-        for method, path in (("GET", "/no/such/route"), ("DELETE", "/models/toy/text"), ("OPTIONS", "/")):
+        for method, path in (
+            ("GET", "/no/such/route"),
+            ("DELETE", "/models/toy/text"),
+            ("OPTIONS", "/info"),
+            ("GET", "/playground/secrets.json"),  # only the page's own files are public
+        ):
             assert (await client.request(method, path)).status_code == 401, path
         # The OpenAI routes answer in OpenAI's envelope, which the openai SDK reads.
         r = await client.post("/v1/chat/completions", json={"messages": []})

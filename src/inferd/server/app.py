@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 
-from . import health, hub
+from . import health, hub, playground
 from .errors import ServerError
 from .metrics import Observation
 from .middleware import http_middleware
@@ -126,6 +126,8 @@ def routes(settings: ServerSettings) -> list[Route]:
     ]
     if settings.docs:
         found.append(Route("/docs", _docs, methods=["GET"]))
+    if settings.playground:
+        found.extend(playground.routes())  # last: GET only, after every inference route
     return found
 
 

@@ -62,6 +62,7 @@ SERVER_KEYS: dict[str, type] = {
     "preload": list,
     "allowed_dirs": list,
     "docs": bool,
+    "playground": bool,
     "cors_origins": list,
     "gzip": bool,
     "max_client_batch_size": int,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from .._version import __version__
 from ..catalogue import ModelEntry
-from ..tasks import CHAT_COMPLETION, TASKS
+from ..tasks import CHAT_COMPLETION, TASKS, Task
 from .metrics import Observation
 from .respond import JSONResponse
 from .state import AppState, endpoint, state_of
@@ -55,10 +55,36 @@ def no_model_message(task: str) -> str:
     )
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` if JSON can carry it as is (examples of media tasks hold bytes: those become None)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_json_safe(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+    if isinstance(value, dict):
+        out = {str(k): _json_safe(v) for k, v in value.items()}
+        return None if any(out[str(k)] is None and v is not None for k, v in value.items()) else out
+    return None
+
+
+def task_description(task: Task) -> dict[str, Any]:
+    """What a widget needs to build a request (the playground reads it): the input kind, each parameter's
+    JSON Schema from the registry (so forms keep in step with the API), the example, what comes back."""
+    return {
+        "input_kind": task.input_kind.value,
+        "parameters": [{"name": p.name, **p.json_schema()} for p in task.parameters],
+        "example_input": _json_safe(task.example_input),
+        "example_output": _json_safe(task.example_output),
+        "returns": "image" if task.returns_image else "audio" if task.returns_audio else "json",
+    }
+
+
 def api_tasks(state: AppState) -> dict[str, Any]:
     """The Hub's /api/tasks shape; `widgetModels[0]` is the model this server uses for the task by default.
 
     Every task is listed: one with no model has empty `widgetModels` and a `note` saying how to add one.
+    Each also carries `task_description`'s fields (input kind, parameters, example), which the Hub has not.
     """
     entries = state.engine.entries()
     out: dict[str, Any] = {}
@@ -72,6 +98,7 @@ def api_tasks(state: AppState) -> dict[str, Any]:
                 "models": [],
                 "libraries": [],
                 "note": no_model_message(task),
+                **task_description(TASKS[task]),
             }
     for task in _served_tasks(entries):
         serving = [e for e in entries if task in e.tasks]
@@ -86,6 +113,8 @@ def api_tasks(state: AppState) -> dict[str, Any]:
             "models": [{"id": e.model_id, "description": e.name or e.model_id} for e in serving],
             "libraries": sorted({e.backend for e in serving}),
         }
+        if task in TASKS:
+            info.update(task_description(TASKS[task]))
         approximations = {e.model_id: e.approximations[task] for e in serving if task in e.approximations}
         if approximations:
             info["approximations"] = approximations  # model id -> how the task is approximated

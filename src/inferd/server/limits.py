@@ -44,14 +44,15 @@ class ApiKeyGate:
     method or model id, before any route runs (so a refused request costs no metrics series and no model
     lookup, and a route added later is covered without a word). Sits inside CORS: preflights need no key."""
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, api_key: str, public: frozenset[str] = PUBLIC_PATHS) -> None:
         self.app = app
         self.api_key = api_key
+        self.public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or scope["path"] in PUBLIC_PATHS
+            or scope["path"] in self.public
             or has_api_key(Headers(scope=scope), self.api_key)
         ):
             await self.app(scope, receive, send)

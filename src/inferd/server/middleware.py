@@ -17,7 +17,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .limits import MAX_URL_BYTES, ApiKeyGate, url_too_long
+from . import playground
+from .limits import MAX_URL_BYTES, PUBLIC_PATHS, ApiKeyGate, url_too_long
 from .respond import error_response
 from .settings import ServerSettings
 
@@ -112,7 +113,8 @@ def http_middleware(settings: ServerSettings) -> list[Middleware]:
             )
         )
     if settings.api_key:
-        layers.append(Middleware(ApiKeyGate, api_key=settings.api_key))  # inside CORS: preflights pass
+        public = PUBLIC_PATHS | (playground.public_paths() if settings.playground else frozenset())
+        layers.append(Middleware(ApiKeyGate, api_key=settings.api_key, public=public))  # inside CORS
     if settings.gzip:
         layers.append(Middleware(GZipUnlessStreaming))
     return layers

@@ -153,7 +153,7 @@ def _serve_argv(flags: Mapping[str, Any]) -> list[str]:
     for key, value in flags.items():
         flag = "--" + key.replace("_", "-")
         items = [str(v) for v in value] if isinstance(value, list) else str(value).split(",")
-        if flag in ("--no-docs", "--preload-defaults"):
+        if flag in ("--no-docs", "--no-playground", "--preload-defaults"):
             argv += [flag] if str(value).lower() in ("1", "true", "yes") else []
         elif flag == "--gzip":
             argv += [flag if str(value).lower() in ("1", "true", "yes") else "--no-gzip"]

@@ -22,6 +22,7 @@ class ServerSettings:
     request_timeout_s: float = 60.0  # a non-streaming request taking longer answers 504
     compute_type: str = "cpu"
     docs: bool = True  # serve a Swagger UI page at /docs
+    playground: bool = True  # serve the playground page at / and /playground (server/playground/)
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the server from a browser ("*": any)
     gzip: bool = False  # gzip JSON and text answers over 1 KB for clients that accept it (never streams)
     max_client_batch_size: int = MAX_CLIENT_BATCH_SIZE  # inputs per request, any route (413 above)
