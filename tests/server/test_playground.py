@@ -31,7 +31,7 @@ import uvicorn  # noqa: E402
 from appkit import free_port, make_app  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from inferd.catalogue import default_catalogue  # noqa: E402
+from inferd.catalogue.defaults import default_catalogue  # noqa: E402
 from inferd.server.app import create_app  # noqa: E402
 from inferd.server.engine import Engine  # noqa: E402
 from inferd.server.settings import ServerSettings  # noqa: E402

@@ -78,8 +78,12 @@ async def test_api_tasks_carries_the_registry_parameters(tmp_path, task):
     registry = TASKS[task]
     assert info["input_kind"] == registry.input_kind.value
     assert [p["name"] for p in info["parameters"]] == [p.name for p in registry.parameters]
-    assert info["parameters"][0] == {
-        "name": registry.parameters[0].name,
-        **registry.parameters[0].json_schema(),
-    }
+    first, schema = info["parameters"][0], registry.parameters[0].json_schema()
+    # The registry's schema with "or null" folded away, so that `type` picks the form control.
+    plain = next(v for v in schema.get("anyOf", [schema]) if v.get("type") != "null")
+    plain = next(v for v in plain.get("anyOf", [plain]) if v.get("type") != "null")
+    assert first["name"] == registry.parameters[0].name
+    assert first["required"] is registry.parameters[0].required
+    assert first["description"] == schema["description"]
+    assert {k: v for k, v in first.items() if k not in ("name", "required", "description")} == plain
     assert info["example_input"] == registry.example_input

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from .._version import __version__
 from ..catalogue import ModelEntry
-from ..tasks import CHAT_COMPLETION, TASKS, Task
+from ..tasks import CHAT_COMPLETION, TASKS, Param, Task
 from .metrics import Observation
 from .respond import JSONResponse
 from .state import AppState, endpoint, state_of
@@ -68,12 +68,22 @@ def _json_safe(value: Any) -> Any:
     return None
 
 
+def _widget_parameter(p: Param) -> dict[str, Any]:
+    """One parameter for a form: its JSON Schema with the "or null" (the default) and the comma-separated string
+    form of a list folded away, so `type` says which control to draw; `required` says it cannot be left empty."""
+    schema = p.json_schema()
+    while "anyOf" in schema:
+        variants = [v for v in schema["anyOf"] if v.get("type") != "null"]
+        schema = {**variants[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
+    return {"name": p.name, **schema, "required": p.required}
+
+
 def task_description(task: Task) -> dict[str, Any]:
     """What a widget needs to build a request (the playground reads it): the input kind, each parameter's
     JSON Schema from the registry (so forms keep in step with the API), the example, what comes back."""
     return {
         "input_kind": task.input_kind.value,
-        "parameters": [{"name": p.name, **p.json_schema()} for p in task.parameters],
+        "parameters": [_widget_parameter(p) for p in task.parameters],
         "example_input": _json_safe(task.example_input),
         "example_output": _json_safe(task.example_output),
         "returns": "image" if task.returns_image else "audio" if task.returns_audio else "json",

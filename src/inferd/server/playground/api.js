@@ -43,8 +43,9 @@ export async function errorOf(response) {
   return new ApiError(message, response.status, type, body);
 }
 
-export async function request(path, { method = "GET", body, accept, signal } = {}) {
+export async function request(path, { method = "GET", body, accept, signal, wait = true } = {}) {
   const extra = {};
+  if (!wait) extra["X-Wait-For-Model"] = "false";
   if (body !== undefined) extra["Content-Type"] = "application/json";
   if (accept) extra.Accept = accept;
   const response = await fetch(path, {
@@ -73,11 +74,12 @@ const sleep = (ms, signal) =>
   });
 
 // POST until the model is loaded: each 503 `model_loading` calls onLoading(elapsed s, estimated s) and waits
-// (the server's Retry-After, at most a second, so the answer comes soon after the model is ready).
+// (the server's Retry-After, at most a second, so the answer comes soon after the model is ready). The server
+// would hold the request while the model loads; asking it not to lets the page show the load's progress.
 export async function postUntilLoaded(path, body, { accept, signal, onLoading }) {
   const started = performance.now();
   for (;;) {
-    const response = await request(path, { method: "POST", body, accept, signal });
+    const response = await request(path, { method: "POST", body, accept, signal, wait: false });
     if (response.status !== 503) return response;
     const error = await errorOf(response.clone());
     if (error.type !== "model_loading") return response;
