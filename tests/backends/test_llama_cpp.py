@@ -158,10 +158,16 @@ def test_conversational_keeps_the_history(model):
     inputs = {"text": "And of Italy?", "past_user_inputs": ["What is the capital of France?"]}
     inputs["generated_responses"] = ["The capital of France is Paris."]
     [result] = model.predict("conversational", [inputs], {"max_length": 20})
-    assert result["generated_text"]
+    # "And of Italy?" means something only after the first turn (greedy: the same answer every time).
+    assert "Rome" in result["generated_text"], result["generated_text"]
     assert result["conversation"]["past_user_inputs"] == [*inputs["past_user_inputs"], "And of Italy?"]
     assert result["conversation"]["generated_responses"][-1] == result["generated_text"]
     assert result["warnings"] == []
+    # A fact only the history holds comes back.
+    named = {"text": "What is my name?", "past_user_inputs": ["Hi, my name is Ada."]}
+    named["generated_responses"] = ["Hello Ada! How can I help you today?"]
+    [result] = model.predict("conversational", [named], {"max_length": 16})
+    assert "Ada" in result["generated_text"], result["generated_text"]
 
 
 def test_unsupported_parameters_and_bad_inputs(model, france):
