@@ -41,7 +41,7 @@ class _AudioPipeline(Runner):
         results: list[Any] = [None] * len(arrays)
         for indices in groups.values():
             group = [arrays[i] for i in indices]
-            out = as_input_error(lambda group=group: self.pipe(group, batch_size=len(group), **kwargs))
+            out = as_input_error(partial(self.pipe, group, batch_size=len(group), **kwargs))
             for i, result in zip(indices, per_input(out, len(group)), strict=True):
                 results[i] = result
         return results
