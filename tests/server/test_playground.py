@@ -386,6 +386,8 @@ def test_audio_classification_of_a_file_and_of_a_recording(page, server, speech)
     preview = page.locator("#task audio.preview")
     wait_until(preview, "el => el.readyState >= 1 && el.duration > 0.5")
     submit(page)
+    # submit() may return on the first answer, still shown while the second is under way: wait for the bars.
+    expect(page.locator("#task .output .bar")).to_have_count(2)
     assert sorted(bar_labels(page)) == ["no-speech", "speech"]
     shot(page, "audio-classification")
 
