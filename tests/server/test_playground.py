@@ -147,6 +147,9 @@ def open_task(page: Page, base: str, task: str) -> None:
 
 
 def submit(page: Page):
+    # The page clears the last answer only once it has read the inputs (a recording takes a moment): cleared
+    # here first, the last answer cannot pass for this one.
+    page.locator("#task .output").evaluate("el => el.replaceChildren()")
     page.locator("#task form button[type=submit]").click()
     answer = page.locator("#task .output > *").first
     expect(answer).to_be_visible()
@@ -386,8 +389,6 @@ def test_audio_classification_of_a_file_and_of_a_recording(page, server, speech)
     preview = page.locator("#task audio.preview")
     wait_until(preview, "el => el.readyState >= 1 && el.duration > 0.5")
     submit(page)
-    # submit() may return on the first answer, still shown while the second is under way: wait for the bars.
-    expect(page.locator("#task .output .bar")).to_have_count(2)
     assert sorted(bar_labels(page)) == ["no-speech", "speech"]
     shot(page, "audio-classification")
 
