@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from inferd.catalogue import ModelEntry
 from inferd.cli import main
 from inferd.server.app import create_app
 from inferd.server.engine import Engine, EngineSettings
+from inferd.server.settings import ServerSettings
 
 
 class Labels(Model):
@@ -93,10 +95,9 @@ class CliBackend(Backend):
         return Words() if "text-generation" in entry.tasks else self.labels
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[str, Labels]]:
+@contextmanager
+def serving(folder: Path, settings: ServerSettings | None = None) -> Iterator[tuple[str, Labels]]:
     """(base URL, the classification model) of a real server on a free port of 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("models")
     backend = CliBackend()
     register_backend("cli-test", backend)
     tasks = Labels.tasks
@@ -106,10 +107,10 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Labels]]:
             "test/words", ("text-generation",), "cli-test", f"path:{folder}", default_for=("text-generation",)
         ),
     }
-    settings = EngineSettings(
+    engine_settings = EngineSettings(
         allowed_dirs=(folder,), digest_cache=folder / "digests.json", preload=tuple(catalogue)
     )
-    app = create_app(Engine(catalogue, settings))
+    app = create_app(Engine(catalogue, engine_settings), settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -119,9 +120,24 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Labels]]:
         assert time.monotonic() < deadline, "the test server did not start"
         time.sleep(0.02)
     port = uv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", backend.labels
-    uv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}", backend.labels
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Labels]]:
+    with serving(tmp_path_factory.mktemp("models")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory) -> Iterator[str]:
+    """The URL of a server that wants `Authorization: Bearer sekret`."""
+    with serving(tmp_path_factory.mktemp("keyed"), ServerSettings(api_key="sekret")) as (url, _):
+        yield url
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -145,6 +161,67 @@ def test_the_server_url_comes_from_inferd_url(server, capsys, monkeypatch):
     code, out, _ = run_cli(capsys, "run", "text-classification", "meh", "--model", "test/labels")
     assert code == 0
     assert json.loads(out)[0] == {"label": "NEGATIVE", "score": 0.8}
+
+
+def test_with_no_url_anywhere_calls_go_where_inferd_serve_listens_by_default(monkeypatch):
+    from inferd.cli import build_parser
+    from inferd.cli_tasks import make_client
+
+    for name in ("INFERD_URL", "HF_INFERENCE_ENDPOINT", "INFERD_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    client = make_client(build_parser().parse_args(["run", "text-classification", "x"]))
+
+    class Listening(Exception):
+        """Raised instead of serving: where `inferd serve` with no flags would listen."""
+
+    def where(app, **kwargs):
+        raise Listening(f"http://{kwargs['host']}:{kwargs['port']}")
+
+    monkeypatch.setattr(uvicorn, "Config", where)
+    with pytest.raises(Listening) as listening:
+        main(["serve"])
+    assert client.base_url == str(listening.value) == "http://127.0.0.1:8080"
+
+
+def test_url_fallbacks_inferd_url_then_hf_inference_endpoint(server, capsys, monkeypatch):
+    url, _ = server
+    monkeypatch.delenv("INFERD_URL", raising=False)
+    monkeypatch.setenv("HF_INFERENCE_ENDPOINT", url)
+    code, out, _ = run_cli(capsys, "run", "text-classification", "I love it", "--model", "test/labels")
+    assert code == 0 and json.loads(out)[0]["label"] == "POSITIVE"
+    monkeypatch.setenv("HF_INFERENCE_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: INFERD_URL wins
+    monkeypatch.setenv("INFERD_URL", url)
+    code, out, _ = run_cli(capsys, "run", "text-classification", "I love it", "--model", "test/labels")
+    assert code == 0 and json.loads(out)[0]["label"] == "POSITIVE"
+
+
+@pytest.mark.parametrize(
+    "flag, env, token_file, accepted",
+    [
+        (None, {}, None, False),
+        (None, {"INFERD_API_KEY": "sekret"}, None, True),
+        (None, {"HF_TOKEN": "sekret"}, None, True),
+        (None, {}, "sekret", True),  # the token file under HF_HOME, as huggingface_hub's client reads it
+        (None, {"INFERD_API_KEY": "sekret", "HF_TOKEN": "wrong"}, None, True),
+        (None, {"HF_TOKEN": "sekret"}, "wrong", True),
+        ("sekret", {"INFERD_API_KEY": "wrong", "HF_TOKEN": "wrong"}, "wrong", True),
+        ("wrong", {"INFERD_API_KEY": "sekret"}, None, False),
+    ],
+)
+def test_token_fallbacks(keyed_server, capsys, monkeypatch, tmp_path, flag, env, token_file, accepted):
+    for name in ("INFERD_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if token_file is not None:
+        (tmp_path / "token").write_text(token_file + "\n")
+    argv = ["run", "text-classification", "I love it", "--base-url", keyed_server]
+    code, out, err = run_cli(capsys, *argv, *(["--token", flag] if flag else []))
+    if accepted:
+        assert (code, err) == (0, "") and json.loads(out)[0]["label"] == "POSITIVE"
+    else:
+        assert code == 1 and "401" in err and "API key" in err, err
 
 
 def test_a_parameter_out_of_range_is_a_usage_error_naming_the_flag(server, capsys):
@@ -309,6 +386,28 @@ def test_batch_over_jsonl_with_a_broken_line_and_per_line_parameters(server, cap
     assert got[1]["error_type"] == "JSONDecodeError"
     assert got[2]["output"] == [{"label": "NEGATIVE", "score": 0.8}]
     assert got[3]["error_type"] == "ParameterError" and "top_k" in got[3]["error"]
+
+
+def test_batch_over_a_csv_sends_one_table_row_per_input_in_order(server, capsys, tmp_path):
+    url, model = server
+    inputs = tmp_path / "iris.csv"
+    inputs.write_text("sepal,petal\n5.1,1.4\n4.9,\n6.2,4.3\n")
+    seen = len(model.seen)
+    code, out, err = run_cli(capsys, "batch", "tabular-classification", str(inputs), "--base-url", url)
+    assert code == 0 and "done 3, failed 0" in err
+    got = [json.loads(line) for line in out.splitlines()]
+    assert [r["input_index"] for r in got] == [0, 1, 2]  # data rows, the header is not one
+    assert [r["output"] for r in got] == [["2 columns"]] * 3  # one row each, every column
+    assert sorted(map(json.dumps, model.seen[seen:])) == sorted(
+        json.dumps(row)
+        for row in (
+            {"sepal": ["5.1"], "petal": ["1.4"]},
+            {"sepal": ["4.9"], "petal": [""]},  # an empty cell is an empty string, not a missing column
+            {"sepal": ["6.2"], "petal": ["4.3"]},
+        )
+    )
+    code, _, err = run_cli(capsys, "batch", "text-classification", str(inputs), "--base-url", url)
+    assert code == 2 and ".csv inputs are for table tasks" in err
 
 
 def test_batch_resume_skips_what_is_written(server, capsys, tmp_path):

@@ -116,14 +116,13 @@ def test_early_close_stops_generation_and_interleaving_is_safe(model, france):
     for _ in range(3):  # two streams stepped in turn on one thread, as the engine may do
         texts[0] += next(first).token.text
         texts[1] += next(second).token.text
-    started = time.perf_counter()
-    second.close()
-    assert time.perf_counter() - started < 0.05
+    n_tokens = model._llm.n_tokens
+    second.close()  # stops where it is: not a token more is decoded for it, now or later
+    assert model._llm.n_tokens == n_tokens
     with pytest.raises(StopIteration):
         next(second)
-    n_tokens = model._llm.n_tokens
-    time.sleep(0.05)
-    assert model._llm.n_tokens == n_tokens  # nothing decodes behind our back
+    time.sleep(0.05)  # not a bound: a chance for a stray decode to show, which would change n_tokens
+    assert model._llm.n_tokens == n_tokens
     texts[0] += "".join(s.token.text for s in first if not s.token.special)
     assert texts[0] == alone
     assert other_alone.startswith(texts[1])
@@ -159,10 +158,16 @@ def test_conversational_keeps_the_history(model):
     inputs = {"text": "And of Italy?", "past_user_inputs": ["What is the capital of France?"]}
     inputs["generated_responses"] = ["The capital of France is Paris."]
     [result] = model.predict("conversational", [inputs], {"max_length": 20})
-    assert result["generated_text"]
+    # "And of Italy?" means something only after the first turn (greedy: the same answer every time).
+    assert "Rome" in result["generated_text"], result["generated_text"]
     assert result["conversation"]["past_user_inputs"] == [*inputs["past_user_inputs"], "And of Italy?"]
     assert result["conversation"]["generated_responses"][-1] == result["generated_text"]
     assert result["warnings"] == []
+    # A fact only the history holds comes back.
+    named = {"text": "What is my name?", "past_user_inputs": ["Hi, my name is Ada."]}
+    named["generated_responses"] = ["Hello Ada! How can I help you today?"]
+    [result] = model.predict("conversational", [named], {"max_length": 16})
+    assert "Ada" in result["generated_text"], result["generated_text"]
 
 
 def test_unsupported_parameters_and_bad_inputs(model, france):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from inferd import (
 )
 from inferd.client import _common
 
-from .conftest import LocalServer, collect, drop, reply, run, slow, sse
+from .conftest import LocalServer, collect, drop, reply, run, sse
 
 FAST = RetryPolicy(max_retries=2, backoff=0.01)
 TOKEN = (
@@ -42,11 +43,23 @@ def posts(server: LocalServer) -> int:
 
 
 async def test_slow_server_times_out(server: LocalServer, make_client: Any) -> None:
-    server.add("POST", "/models/m", slow(2.0, reply(200, LABELS)))
-    start = time.monotonic()
-    with pytest.raises(InferenceTimeoutError, match="Inference call timed out"):
-        await run(make_client("m", timeout=0.3).text_classification("hi"))
-    assert time.monotonic() - start < 1.5
+    # The answer comes only once the test lets it (or after 60 s): a client that waited for it instead of
+    # timing out would get it and raise nothing.
+    answered = threading.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        for _ in range(600):
+            if answered.is_set():
+                break
+            await asyncio.sleep(0.1)
+        return await reply(200, LABELS)(request)
+
+    server.add("POST", "/models/m", held)
+    try:
+        with pytest.raises(InferenceTimeoutError, match="Inference call timed out"):
+            await run(make_client("m", timeout=0.3).text_classification("hi"))
+    finally:
+        answered.set()
 
 
 async def test_loading_model_is_waited_for(server: LocalServer, make_client: Any) -> None:

@@ -128,7 +128,13 @@ def test_validation_matrix(prompt, params, stream, bad):
     ],
 )
 def test_valid_parameters(params):
-    build_payload("x", stream=False, parameters=params, unsupported=set())
+    payload, dropped = build_payload("x", stream=False, parameters=params, unsupported=set())
+    # Accepted and sent unchanged, each in its place among the defaults; nothing dropped for a TGI server.
+    assert payload["inputs"] == "x" and payload["stream"] is False and dropped == []
+    assert payload["parameters"] == {**DEFAULT_PARAMETERS, **params}
+    # text_generation's own client (the reference's model) accepts the same values.
+    text_generation_types = pytest.importorskip("text_generation.types")
+    text_generation_types.Parameters(**params)
 
 
 REAL_400 = (

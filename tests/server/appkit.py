@@ -159,6 +159,8 @@ class Llm(TextGenerator):
         self.stopped = threading.Event()
         self.streamed = 0
         self.generated = 0  # tokens made by generate(), for tests of cancellation
+        # When set, stream() makes each token after the first only once a release lets it (10 s at most).
+        self.token_gate: threading.Semaphore | None = None
 
     def _words(self, parameters):
         n = parameters.get("max_new_tokens", 3)
@@ -183,6 +185,8 @@ class Llm(TextGenerator):
             for i in range(n):
                 if self.delay:
                     time.sleep(self.delay)
+                if i and self.token_gate is not None and not self.token_gate.acquire(timeout=10):
+                    raise RuntimeError(f"token {i - 1} was not read within 10 s")
                 self.streamed = i + 1
                 yield StreamStep(GeneratedToken(i, f" w{i}", -0.5), "length" if i == n - 1 else None)
         finally:

@@ -1,7 +1,7 @@
 """The one auth policy (issue 10, row 14): with an API key, only /health answers without it.
 
 The first test walks every route the app has (app.routes, so a route added later is covered without editing
-this file), with every method it takes, and asserts 401 without the key and not 401 with it.
+this file), with every method it takes, and asserts 401 without the key or with a wrong one, and not 401 with it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ async def test_every_route_needs_the_key_but_health(tmp_path):
                 assert refused.headers["www-authenticate"] == "Bearer"
                 if method != "HEAD":  # a HEAD answer has no body
                     assert refused.json()["error_type"] == "unauthorized", (method, path)
+                for wrong in ("Bearer sekret-not", "Bearer sekre", "Basic sekret", "sekret"):
+                    guessed = await client.request(method, path, headers={"Authorization": wrong}, **body)
+                    assert guessed.status_code == 401, (method, path, wrong)
                 answered = await client.request(method, path, headers=KEY, **body)
                 assert answered.status_code != 401, (method, path)
     finally:

@@ -112,9 +112,13 @@ async def test_a_full_token_budget_ends_the_wait_for_more():
     rec = Recorder()
     rec.gate.set()
     batcher = Batcher(rec, max_wait_s=30.0, max_batch_tokens=3, cost=_text_cost)
-    # The wait would last 30 s; a batch whose budget is spent runs at once.
-    result = await asyncio.wait_for(batcher.submit("k", ["abc"]), 5)
-    assert result == [("k", "abc")]
+    first = asyncio.create_task(batcher.submit("k", ["a"]))
+    await _turns()
+    assert rec.calls == []  # 1 token of 3: the batch waits for more
+    # The wait would last 30 s; the request that spends the budget makes the batch run at once.
+    second = await asyncio.wait_for(batcher.submit("k", ["bc"]), 5)
+    assert await first == [("k", "a")] and second == [("k", "bc")]
+    assert rec.calls == [("k", ["a", "bc"])]
     await batcher.close()
 
 
@@ -226,14 +230,44 @@ async def test_info_reports_batch_size_and_on_batch_sees_every_run():
     await batcher.close()
 
 
-async def test_max_wait_gathers_requests_that_arrive_soon_after():
+async def _turns(n: int = 20) -> None:
+    """Let the event loop run `n` times: long enough for an idle worker to take and run what is queued."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def _arriving_one_by_one(batcher, n):
+    """Submit n requests, each after the event loop has had its turns (as requests from separate clients
+    arrive), and return them as tasks."""
+    tasks = []
+    for i in range(n):
+        tasks.append(asyncio.create_task(batcher.submit("k", [i])))
+        await _turns()
+    return tasks
+
+
+@pytest.mark.parametrize("max_wait_s, calls", [(0.0, [[0], [1], [2]]), (30.0, [[0, 1, 2]])])
+async def test_max_wait_gathers_requests_that_arrive_soon_after(max_wait_s, calls):
     rec = Recorder()
     rec.gate.set()
-    batcher = Batcher(rec, max_wait_s=30.0, max_batch_size=3)
-    # The batch is full before the wait ends, so nothing here depends on the clock.
-    results = await asyncio.gather(*(batcher.submit("k", [i]) for i in range(3)))
-    assert results == [[("k", i)] for i in range(3)]
-    assert rec.calls == [("k", [0, 1, 2])]
+    batcher = Batcher(rec, max_wait_s=max_wait_s, max_batch_size=3)
+    # Without a wait each request runs as soon as it arrives; with one, the first waits for the next two. The
+    # batch is full before the 30 s wait ends, so nothing here depends on the clock.
+    tasks = await _arriving_one_by_one(batcher, 3)
+    assert await asyncio.gather(*tasks) == [[("k", i)] for i in range(3)]
+    assert [inputs for _, inputs in rec.calls] == calls
+    await batcher.close()
+
+
+async def test_a_partial_batch_runs_when_its_wait_ends():
+    rec = Recorder()
+    rec.gate.set()
+    batcher = Batcher(rec, max_wait_s=0.01, max_batch_size=8)
+    first = asyncio.create_task(batcher.submit("k", [0]))
+    await _turns()
+    assert rec.calls == []  # waiting for more
+    assert await asyncio.wait_for(first, 5) == [("k", 0)]  # nobody came: it runs alone once the wait is over
+    assert rec.calls == [("k", [0])]
     await batcher.close()
 
 

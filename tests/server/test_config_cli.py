@@ -5,7 +5,7 @@ import pytest
 from inferd.catalogue import ModelEntry
 from inferd.cli import build_parser, main
 from inferd.cli_serve import serve_values
-from inferd.server.config import ConfigError, load_config, parse_size
+from inferd.server.config import ConfigError, engine_settings, load_config, parse_size
 
 BASE = {"org/base": ModelEntry("org/base", ("text-classification",), "transformers", "hub:org/base")}
 
@@ -86,9 +86,10 @@ def test_serve_flags_override_the_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("INFERD_API_KEY", "from-env")
     args = build_parser().parse_args(
         ["serve", "--config", str(path), "--max-batch-size", "8", "--max-memory", "1GB"]
-        + ["--max-batch-tokens", "512"]
+        + ["--max-batch-tokens", "512", "--max-batch-wait-ms", "250"]
     )
     values = serve_values(args)
+    assert engine_settings(values).max_batch_wait_s == 0.25
     assert values["port"] == 9000 and values["max_batch_size"] == 8 and values["max_memory"] == 10**9
     assert values["max_batch_tokens"] == 512
     assert values["api_key"] == "from-env" and values["config_dir"] == tmp_path.resolve()

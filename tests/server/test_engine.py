@@ -233,6 +233,20 @@ async def test_equal_parameters_share_one_predict_call_different_ones_do_not(tmp
     await engine.close()
 
 
+async def test_max_batch_wait_holds_a_lone_request_for_the_next_one(tmp_path):
+    # `--max-batch-wait-ms` reaches the engine's batcher (tests/server/test_batching.py checks the wait itself).
+    backend = EchoBackend()
+    engine = make(tmp_path, backend, max_batch_size=2, max_batch_wait_s=30.0)
+    await engine.predict("m", "text-classification", ["w1", "w2"], {}, wait_for_model=True)  # full: no wait
+    assert engine.registry.slots["m"].extra["batcher"].max_wait_s == 30.0
+    first = asyncio.create_task(engine.predict("m", "text-classification", ["a"], {}))
+    await asyncio.sleep(0.05)  # not a bound on anything: `first` waits up to 30 s for company
+    second = await engine.predict("m", "text-classification", ["b"], {})
+    assert second[0][0]["label"] == "B" and (await first)[0][0]["label"] == "A"
+    assert [c[1] for c in backend.calls] == [["w1", "w2"], ["a", "b"]]
+    await engine.close()
+
+
 async def test_a_model_that_prices_its_inputs_gets_batches_within_its_token_budget(tmp_path):
     backend = EchoBackend()
     engine = make(tmp_path, backend)

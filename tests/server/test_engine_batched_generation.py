@@ -19,6 +19,7 @@ from inferd.backends import (
 from inferd.catalogue import ModelEntry
 from inferd.server.engine import Engine, EngineSettings
 from inferd.server.errors import ServerError
+from inferd.server.generation import STREAM_BUFFER
 
 
 class Spelled(TextGenerator):
@@ -31,6 +32,7 @@ class Spelled(TextGenerator):
         self.threads: set[int] = set()
         self.cancelled: list[str] = []
         self.closed = False
+        self.batches: list[SpelledBatch] = []
 
     def generate(self, prompt, parameters):
         raise AssertionError("a batching model's generations go through its batch")
@@ -40,7 +42,8 @@ class Spelled(TextGenerator):
 
     def batched(self, max_streams):
         self.threads.add(threading.get_ident())
-        return SpelledBatch(self)
+        self.batches.append(SpelledBatch(self))
+        return self.batches[-1]
 
 
 class SpelledBatch:
@@ -154,11 +157,19 @@ async def test_errors_reach_the_affected_stream_only(engine):
 
 async def test_a_slow_consumer_is_held_while_the_others_go_on(engine):
     handle = await engine.generator("llm", wait_for_model=True)
-    slow = handle.stream("s", {"max_new_tokens": None})
-    await slow.__anext__()  # then stops reading: its sequence is held after STREAM_BUFFER steps
+    slow = handle.stream("s", {"max_new_tokens": 100})
+    first = await slow.__anext__()  # then stops reading: its sequence is held after STREAM_BUFFER steps
     fast = await _collect(handle, "f", 200)
-    assert len(fast) == 200
-    await slow.aclose()
+    assert fast == [(f"f{i}", "length" if i == 199 else None) for i in range(200)]
+    # Held, not decoded ahead into an unbounded buffer: while "f" took 200 steps, "s" advanced a buffer's worth.
+    [batch] = engine.model.batches
+    [(_, advanced, _)] = [seq for seq in batch.live.values() if seq[0] == "s"]
+    assert advanced <= STREAM_BUFFER + 2
+    # Then read at its own pace, it gets every token, in order, to its end.
+    rest = [(s.token.text, s.finish_reason) async for s in slow]
+    assert [(first.token.text, first.finish_reason), *rest] == [
+        (f"s{i}", "length" if i == 99 else None) for i in range(100)
+    ]
 
 
 async def test_unloading_frees_the_batch_on_the_model_thread(engine):

@@ -68,8 +68,12 @@ PNG, WAV = _png(), _wav()
 
 @pytest.fixture(scope="module")
 def base_url(tiny_models, tmp_path_factory):
-    """The real app on uvicorn in a background thread, every tiny model preloaded."""
-    models = {model_id: (folder, tasks, ()) for model_id, (folder, tasks) in MODELS.items()}
+    """The real app on uvicorn in a background thread, every tiny model preloaded and the default for its tasks
+    (the token-level feature extractor for feature-extraction)."""
+    models = {
+        model_id: (folder, tasks, () if model_id == "tiny/sentence-embeddings" else tasks)
+        for model_id, (folder, tasks) in MODELS.items()
+    }
     with tiny_server(tiny_models, tmp_path_factory.mktemp("every-task"), models) as url:
         yield url
 
@@ -284,3 +288,36 @@ def test_huggingface_hub_table_question_answering_with_model_per_call(base_url):
         TABLE, "how many stars", model=url(base_url, "tiny/table-question-answering")
     )
     assert {"answer", "coordinates", "cells", "aggregator"} <= set(answer)
+
+
+def test_the_make_run_tour_calls_every_task_the_server_has_a_default_for(
+    base_url, capsys, monkeypatch, tmp_path
+):
+    # `make run` is `python -m inferd.tour`: it starts `inferd serve` with the default models, then this.
+    from inferd.tour import OUT, tour
+
+    monkeypatch.chdir(tmp_path)
+    failed = tour(base_url)
+    out = capsys.readouterr().out
+    assert failed == 0 and "\n! " not in out, out
+    done = {line.split()[1] for line in out.splitlines() if line.startswith("- ") and "(skipped)" not in line}
+    tour_tasks = {
+        "text-classification",
+        "token-classification",
+        "feature-extraction",
+        "sentence-similarity",
+        "zero-shot-classification",
+        "text-generation",
+        "summarization",
+        "question-answering",
+        "text-to-speech",
+        "automatic-speech-recognition",
+        "audio-classification",
+        "image-classification",
+        "object-detection",
+        "image-segmentation",
+        "image-to-text",
+    }
+    assert done == tour_tasks | {"chat-completion"}, out
+    assert "- tabular-classification" in out and "no model installed for this task (skipped)" in out
+    assert (tmp_path / OUT / "speech.flac").stat().st_size > 0 and (tmp_path / OUT / "mask.png").exists()

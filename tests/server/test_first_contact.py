@@ -173,11 +173,22 @@ def test_text_generation_client_first_call_and_inferds_fidelity(tmp_path):
         assert err.value.server_message == "`messages` must be a non-empty list of {role, content} objects."
 
 
-def test_preload_defaults_loads_every_default_model_before_the_port_opens(tmp_path):
-    with inferd_serve(tmp_path, "--preload-defaults") as url:
-        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+def test_preload_defaults_loads_every_default_model_before_the_port_opens_and_flags_reach_the_app(tmp_path):
+    flags = ["--preload-defaults", "--max-client-batch-size", "7", "--no-docs"]
+    with inferd_serve(tmp_path, *flags) as url:
+        # First contact, the moment the port accepts connections: every preload is done, none under way.
+        health = httpx.get(f"{url}/health")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
         served = default_models(url)
         assert [m for m in set(served.values()) if not loaded(url, m)] == []
+
+        assert httpx.get(f"{url}/info").json()["max_client_batch_size"] == 7
+        classifier = f"{url}/models/{served['text-classification']}"
+        assert httpx.post(classifier, json={"inputs": ["I like you"] * 7}).status_code == 200
+        too_many = httpx.post(classifier, json={"inputs": ["I like you"] * 8})
+        assert too_many.status_code == 413 and "7" in too_many.json()["error"], too_many.text
+        assert httpx.get(f"{url}/docs").status_code == 404
+        assert httpx.get(f"{url}/openapi.json").status_code == 200  # the schema stays: only the UI is gone
 
 
 def test_an_unknown_preload_exits_2_naming_it(tmp_path):

@@ -111,6 +111,10 @@ class _AsyncBase:
                 response = await self._request("GET", f"{base_url}/api/tasks", check=False, retry=False)
             except (InferenceConnectionError, core.HfHubHTTPError):
                 return None  # not cached: the call itself will report the server's state
+            if response.status_code == 401:
+                # The server wants a key and this one is missing or wrong: say so. Taking it for a server
+                # without /api/tasks (TGI) would end in a misleading 404 from POST {base_url}.
+                raise core.http_error(response, url=f"{base_url}/api/tasks", task=None, token=self._token)
             body = response.json_body if response.status_code == 200 else None
             _SERVER_TASKS[base_url] = core.recommended_from_tasks(body) if isinstance(body, dict) else None
             _SERVER_NOTES[base_url] = core.unavailable_notes(body)

@@ -31,10 +31,20 @@ class _AudioPipeline(Runner):
             arrays.append(resample(array, rate, self.rate))
         return arrays
 
-    def _call(self, inputs: Sequence[Any], **kwargs: Any) -> list[Any]:
+    def _call(self, inputs: Sequence[Any], *, pad: bool = True, **kwargs: Any) -> list[Any]:
+        """One pipeline call per batch; `pad=False`: one call per group of equal-length clips, so no clip is
+        padded, in the inputs' order."""
         arrays = self._arrays(inputs)
-        out = as_input_error(lambda: self.pipe(arrays, batch_size=len(arrays), **kwargs))
-        return per_input(out, len(arrays))
+        groups: dict[int, list[int]] = {}
+        for i, array in enumerate(arrays):
+            groups.setdefault(len(array) if not pad else 0, []).append(i)
+        results: list[Any] = [None] * len(arrays)
+        for indices in groups.values():
+            group = [arrays[i] for i in indices]
+            out = as_input_error(partial(self.pipe, group, batch_size=len(group), **kwargs))
+            for i, result in zip(indices, per_input(out, len(group)), strict=True):
+                results[i] = result
+        return results
 
 
 class SpeechRecognition(_AudioPipeline):
@@ -53,7 +63,10 @@ class SpeechRecognition(_AudioPipeline):
         if params.get("return_timestamps"):
             kwargs["return_timestamps"] = "word" if ctc else True
         results = []
-        for r in self._call(inputs, **kwargs):
+        # A CTC model transcribes a padded clip's padding too, and one whose feature encoder normalises over
+        # time (group norm: wav2vec2-base) reads it: in a padded batch a short clip's text would change with
+        # its neighbours. Its clips are batched only with clips of their own length.
+        for r in self._call(inputs, pad=not ctc, **kwargs):
             out: dict[str, Any] = {"text": str(r["text"]).strip() if ctc else str(r["text"])}
             if "chunks" in r:
                 out["chunks"] = [
