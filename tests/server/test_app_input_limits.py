@@ -178,6 +178,18 @@ async def test_inputs_per_request_are_bounded_the_same_on_every_route_and_in_inf
             assert (await client.post(url, json=body)).status_code == 200, url
 
 
+async def test_candidate_labels_are_bounded_on_the_wire(tmp_path):
+    """Each label is scored against each input: 65 of them is a 400 naming the limit, as a list or a string."""
+    url = "/pipeline/zero-shot-classification/toy/text"
+    async with running(tmp_path) as client:
+        for labels in (["x"] * 65, ",".join(["x"] * 65)):
+            r = await client.post(url, json={"inputs": "hi", "parameters": {"candidate_labels": labels}})
+            assert r.status_code == 400 and r.json()["error_type"] == "bad_request", r.text
+            assert "at most 64" in r.json()["error"]
+        r = await client.post(url, json={"inputs": "hi", "parameters": {"candidate_labels": ["x"] * 64}})
+        assert r.status_code == 200, r.text
+
+
 async def test_messages_never_hold_object_reprs(tmp_path):
     """Row 15c: Pillow and libsndfile name our BytesIO (`<_io.BytesIO object at 0x...>`) in their errors."""
     async with running(tmp_path) as client:
