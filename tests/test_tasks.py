@@ -49,7 +49,9 @@ def test_candidate_labels_are_bounded_in_both_forms():
     for labels in (["x"] * 65, ",".join(["x"] * 65)):
         with pytest.raises(ParameterError, match="at most 64"):
             task.validate_parameters({"candidate_labels": labels})
-    assert task.validate_parameters({"candidate_labels": ",".join(["x"] * 64)})["candidate_labels"] == ["x"] * 64
+    assert (
+        task.validate_parameters({"candidate_labels": ",".join(["x"] * 64)})["candidate_labels"] == ["x"] * 64
+    )
     schema = task.parameters_schema()["properties"]["candidate_labels"]
     assert schema["anyOf"][0]["maxItems"] == 64
 

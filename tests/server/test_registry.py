@@ -91,6 +91,7 @@ async def test_estimated_time_comes_from_the_entry_then_from_the_measured_load(t
 async def test_a_busy_model_is_never_evicted(tmp_path):
     backend = SizedBackend()
     engine = engine_for(tmp_path, backend, ("a", "b", "c"), max_memory_bytes=150)
+    engine.registry.min_turn_s = engine.registry.turn_per_load = 0  # no turn to wait for (turns: below)
     await predict(engine, "a")
     backend.gates["a"] = threading.Event()
     busy = asyncio.create_task(predict(engine, "a", "busy"))
@@ -133,6 +134,24 @@ async def test_two_models_that_do_not_fit_together_take_turns_instead_of_liveloc
     assert answers == [[[2]] * 5] * 4
     assert backend.most_resident == 1
     assert backend.loads <= 10  # a load per swap, and a swap serves every request waiting for it
+    await engine.close()
+
+
+async def test_a_swap_is_paid_for_by_a_turn_that_serves_many_requests(tmp_path):
+    """Closed-loop clients of two small models used to make a swap per request (109 loads of each in the
+    soak's minute, as many loads as answers): a model just loaded now serves its turn before it drains."""
+    backend = SizedBackend()
+    backend.work_s = 0.002
+    engine = engine_for(tmp_path, backend, ("a", "b"), max_memory_bytes=150)
+    engine.registry.min_turn_s = 0.5
+
+    async def client(model_id):
+        return [await predict(engine, model_id, "xy") for _ in range(20)]
+
+    answers = await asyncio.gather(*(client(m) for m in ("a", "a", "b", "b")))
+    assert answers == [[[2]] * 20] * 4
+    assert backend.most_resident == 1
+    assert backend.loads <= 8, backend.loads  # a swap per request would be about 40
     await engine.close()
 
 

@@ -15,7 +15,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,14 +317,21 @@ class Engine:
     async def generator(self, model_id: str, *, wait_for_model: bool = False) -> GeneratorHandle:
         entry = self.entry(model_id)
         slot = await self.registry.acquire(entry, wait=wait_for_model, max_wait_s=self.load_wait_s())
-        if not isinstance(slot.model, TextGenerator):
-            raise ServerError(
-                f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
-                "not_supported",
-            )
-        with self.registry.using(slot):  # not evicted while its scheduler is made
+        # In use from now until the handle is closed: a model evicted between acquire() and generate() (while the
+        # route renders a chat template) answered 503 "loading" to every chat request while another model's
+        # clients waited (issue 10 row 4).
+        release = self.registry.hold(slot)
+        try:
+            if not isinstance(slot.model, TextGenerator):
+                raise ServerError(
+                    f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
+                    "not_supported",
+                )
             scheduler = await self._scheduler(slot, slot.model)
-        return GeneratorHandle(self, slot, slot.model, scheduler)
+            return GeneratorHandle(self, slot, slot.model, scheduler, release)
+        except BaseException:
+            release()
+            raise
 
     async def _scheduler(self, slot: Slot, model: TextGenerator) -> StreamScheduler | None:
         """The model's stream scheduler, made on first use; None when its streams run one at a time."""
@@ -348,13 +356,25 @@ class GeneratorHandle:
     stream scheduler (concurrent streams decoded together) when the model has one, else one at a time."""
 
     def __init__(
-        self, engine: Engine, slot: Slot, model: TextGenerator, scheduler: StreamScheduler | None = None
+        self,
+        engine: Engine,
+        slot: Slot,
+        model: TextGenerator,
+        scheduler: StreamScheduler | None,
+        release: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._slot = slot
         self.model = model
         self.entry = slot.entry
         self._scheduler = scheduler
+        # A handle lost on the way (its route cancelled) lets go when collected, not pinning the model forever.
+        self._release = weakref.finalize(self, release)
+
+    def close(self) -> None:
+        """The route has started generating (generate() and stream() hold the model themselves) or gave up:
+        the model may be evicted once its other users are done. Idempotent."""
+        self._release()
 
     def _check(self) -> None:
         if self._slot.model is not self.model or self._slot.thread is None:

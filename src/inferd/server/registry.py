@@ -12,6 +12,10 @@ evict each other ~97 times a minute while no request succeeded):
   * when the models in the way are busy, the load waits for them (it never loads past the budget) and they
     *drain*: their new requests wait instead of keeping them busy forever; once idle they are evicted. Each
     swap therefore serves every request that waited for it, and the two models take turns;
+  * a turn is long enough to pay for the swap: a model just loaded is drained only after `swap_quantum()`
+    (five times the incoming model's load time, 2 s at least, a quarter of `room_wait_s` at most), serving new
+    requests meanwhile. Without it, closed-loop clients of two small models (0.3 s loads) made a swap per
+    request: 109 loads of each in a minute, as many loads as answers;
   * a load that nobody waits for any more, or that waited `room_wait_s`, gives up: its requests get 429 with
     Retry-After, never an endless load/evict loop.
 """
@@ -88,6 +92,7 @@ class Slot:
     failed_at: float = 0.0
     loading: asyncio.Task[None] | None = None
     load_started: float = 0.0
+    loaded_at: float = 0.0
     load_s: float | None = None  # measured last time
     expected_load_s: float | None = None
     memory_bytes: int = 0
@@ -133,6 +138,9 @@ class Registry:
         self._times: dict[str, float] = _read_times(self._times_file)
         self._load_lock = asyncio.Lock()  # one load at a time: eviction sums and RSS deltas stay honest
         self.room_wait_s = room_wait_s  # how long a load waits for busy models to make room
+        # A model's turn when models take turns in the memory budget: so many times the swap's load, this
+        # long at least (see swap_quantum).
+        self.turn_per_load, self.min_turn_s = 5.0, 2.0
         self._changed = asyncio.Event()  # set (and replaced) when a model may have become idle or loaded
 
     def slot(self, entry: ModelEntry) -> Slot:
@@ -154,15 +162,34 @@ class Registry:
 
     @contextlib.contextmanager
     def using(self, s: Slot) -> Iterator[None]:
-        s.active += 1
-        s.last_used = time.monotonic()
+        release = self.hold(s)
         try:
             yield
         finally:
+            release()
+
+    def hold(self, s: Slot) -> Callable[[], None]:
+        """Count `s` in use (never evicted) until the returned callable is called; calls after the first do
+        nothing. For a use that outlives one block: a generator handle holds its model from acquire() until
+        its route has started generating."""
+        s.active += 1
+        s.last_used = time.monotonic()
+        loop = asyncio.get_running_loop()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             s.active -= 1
             s.last_used = time.monotonic()
             if s.active == 0:
-                self._notify()
+                # Thread-safe: a handle dropped without close() is released by its finalizer, on whichever
+                # thread collects it.
+                loop.call_soon_threadsafe(self._notify)
+
+        return release
 
     def _notify(self) -> None:
         """Wake what waits for a model to go idle or to finish draining."""
@@ -219,6 +246,12 @@ class Registry:
                     self.estimated_time(s) + 1.0,
                 )
 
+    def swap_quantum(self, incoming: Slot) -> float:
+        """How long a model just loaded serves before it is drained for `incoming`: the swap's cost (a load)
+        stays a small part of the time, and the requests waiting for `incoming` wait well within room_wait_s."""
+        load = incoming.load_s if incoming.load_s is not None else (incoming.expected_load_s or 10.0)
+        return min(max(self.turn_per_load * load, self.min_turn_s), self.room_wait_s / 4)
+
     def failure(self, s: Slot) -> ServerError:
         assert s.error is not None
         return ServerError(s.error.public, s.error.error_type)
@@ -238,13 +271,17 @@ class Registry:
             thread = ModelThread(entry.model_id)
             # Outside the lock: a slow hub download or a big file to hash must not hold other models' loads.
             folder = await thread.call(self._prepare, entry)
+            prepared_s = time.monotonic() - s.load_started
             async with self._load_lock:
                 await self._make_room(s, exclude=s, wait=True)
-                before = _rss()
+                before, started = _rss(), time.monotonic()
                 model = await thread.call(self._load_sync, entry, folder)
                 s.memory_bytes = _measure(model, _rss() - before)
-            s.load_s = time.monotonic() - s.load_started
-            s.model, s.thread, s.state, s.last_used = model, thread, LOADED, time.monotonic()
+            # The work only, not the waits for the lock and for room: the turn of a swap grows with it
+            # (swap_quantum), and a wait counted in it would lengthen every later turn.
+            s.load_s = prepared_s + time.monotonic() - started
+            s.model, s.thread, s.state = model, thread, LOADED
+            s.last_used = s.loaded_at = time.monotonic()
             thread = None
             log.info("Loaded %s in %.2fs (%d MB)", entry.model_id, s.load_s, s.memory_bytes >> 20)
             self._remember(entry.model_id, s.load_s)
@@ -345,11 +382,18 @@ class Registry:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise _NoRoom(f"the models in the way stayed busy for {self.room_wait_s:g} s")
+                nap = min(left, 1.0)
+                turn = self.swap_quantum(incoming)
                 for s in _in_the_way(others, self.resident_bytes(exclude) + need - budget):
-                    if not s.draining:
-                        s.draining = True
-                        drained.append(s)
-                await self._changes(min(left, 1.0))
+                    served = time.monotonic() - s.loaded_at
+                    if s.draining:
+                        continue
+                    if served < turn:  # its turn is not over: it keeps serving new requests until then
+                        nap = min(nap, turn - served)
+                        continue
+                    s.draining = True
+                    drained.append(s)
+                await self._changes(nap)
         finally:
             for s in drained:
                 s.draining = False

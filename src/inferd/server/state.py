@@ -26,6 +26,8 @@ class GeneratorHandle(Protocol):
 
     def stream(self, prompt: str, parameters: dict[str, Any]) -> Any: ...
 
+    def close(self) -> None: ...
+
 
 class Engine(Protocol):
     """What the HTTP layer uses of inferd.server.engine.Engine (the model manager)."""
