@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from appkit import Llm
 
 from inferd.backends import Backend, Model, register_backend
 from inferd.catalogue import ModelEntry
@@ -152,6 +153,41 @@ async def test_a_swap_is_paid_for_by_a_turn_that_serves_many_requests(tmp_path):
     assert answers == [[[2]] * 20] * 4
     assert backend.most_resident == 1
     assert backend.loads <= 8, backend.loads  # a swap per request would be about 40
+    await engine.close()
+
+
+class SizedLlm(Llm):
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+
+    def memory_bytes(self):
+        return self.backend.size
+
+    def close(self):
+        self.backend.closed.append("chat")
+
+
+class ChatBackend(SizedBackend):
+    def load(self, entry, path):
+        return SizedLlm(self) if entry.model_id == "chat" else super().load(entry, path)
+
+
+async def test_a_generator_handle_holds_its_model_until_closed(tmp_path):
+    """The soak's chat clients got 503 "loading": their model was evicted between acquire and generate, while
+    the route rendered the chat template, because nothing counted it in use."""
+    backend = ChatBackend()
+    engine = engine_for(tmp_path, backend, ("chat", "b"), max_memory_bytes=150)
+    engine.registry.min_turn_s = engine.registry.turn_per_load = 0
+    handle = await engine.generator("chat", wait_for_model=True)
+    for_b = asyncio.create_task(predict(engine, "b"))
+    await _until(lambda: engine.registry.slots["chat"].draining)  # b waits for it, not evicting it
+    assert engine.status("chat")["loaded"] and backend.closed == []
+    assert (await handle.generate("hi", {"max_new_tokens": 2})).text == " w0 w1"
+    handle.close()
+    handle.close()  # idempotent: counted once
+    assert await for_b == [1]
+    assert backend.closed == ["chat"] and engine.registry.slots["chat"].active == 0
     await engine.close()
 
 
