@@ -159,10 +159,16 @@ class Llm(TextGenerator):
         self.stopped = threading.Event()
         self.streamed = 0
         self.generated = 0  # tokens made by generate(), for tests of cancellation
+        self.logprobs: list[
+            float
+        ] = []  # the first tokens' logprobs (then -0.5), for tests of non-finite ones
+
+    def _logprob(self, i):
+        return self.logprobs[i] if i < len(self.logprobs) else -0.5
 
     def _words(self, parameters):
         n = parameters.get("max_new_tokens", 3)
-        return [GeneratedToken(i, f" w{i}", -0.5) for i in range(n)]
+        return [GeneratedToken(i, f" w{i}", self._logprob(i)) for i in range(n)]
 
     def generate(self, prompt, parameters):
         tokens = []
@@ -184,7 +190,8 @@ class Llm(TextGenerator):
                 if self.delay:
                     time.sleep(self.delay)
                 self.streamed = i + 1
-                yield StreamStep(GeneratedToken(i, f" w{i}", -0.5), "length" if i == n - 1 else None)
+                token = GeneratedToken(i, f" w{i}", self._logprob(i))
+                yield StreamStep(token, "length" if i == n - 1 else None)
         finally:
             self.stopped.set()
 

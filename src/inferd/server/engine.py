@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..backends import Busy, Cancelled, Generation, InputError, StreamStep, Text
 from ..catalogue import ModelEntry, model_home
 from .batching import Batcher, BatcherClosedError, BatchInfo, BatchMismatchError, QueueFullError
 from .errors import ServerError, model_loading, overloaded, shutting_down
-from .finite import NonFiniteOutput, checked_predict
+from .finite import NonFiniteOutput, checked_predict, finite_generation, finite_token
 from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, LOADING, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
@@ -397,9 +397,11 @@ class GeneratorHandle:
                     return await asyncio.wait_for(
                         self._consume(prompt, parameters), self._engine.settings.request_timeout_s
                     )
-                return await asyncio.wait_for(
-                    self._slot.thread.call(self.model.generate, prompt, parameters),
-                    self._engine.settings.request_timeout_s,
+                return finite_generation(
+                    await asyncio.wait_for(
+                        self._slot.thread.call(self.model.generate, prompt, parameters),
+                        self._engine.settings.request_timeout_s,
+                    )
                 )
             except asyncio.TimeoutError:
                 raise ServerError(
@@ -424,7 +426,8 @@ class GeneratorHandle:
                 steps = thread.stream(lambda: self.model.stream(prompt, parameters))
             try:
                 async for step in steps:
-                    yield step
+                    token = finite_token(step.token)
+                    yield step if token is step.token else replace(step, token=token)
             except Exception as exc:
                 raise self._engine._model_error(self.entry, exc) from None
             finally:
@@ -438,7 +441,7 @@ class GeneratorHandle:
         steps = self._scheduler.stream(prompt, parameters)
         try:
             async for step in steps:
-                tokens.append(step.token)
+                tokens.append(finite_token(step.token))
                 finish = step.finish_reason or finish
         finally:
             await steps.aclose()  # type: ignore[attr-defined]

@@ -12,10 +12,11 @@ evict each other ~97 times a minute while no request succeeded):
   * when the models in the way are busy, the load waits for them (it never loads past the budget) and they
     *drain*: their new requests wait instead of keeping them busy forever; once idle they are evicted. Each
     swap therefore serves every request that waited for it, and the two models take turns;
-  * a turn is long enough to pay for the swap: a model just loaded is drained only after `swap_quantum()`
-    (five times the incoming model's load time, 2 s at least, a quarter of `room_wait_s` at most), serving new
-    requests meanwhile. Without it, closed-loop clients of two small models (0.3 s loads) made a swap per
-    request: 109 loads of each in a minute, as many loads as answers;
+  * a turn is long enough to pay for the swap: a model just loaded is drained (or evicted when idle) only
+    after `swap_quantum()` (five times the incoming model's load time, 2 s at least, a quarter of
+    `room_wait_s` at most), serving new requests meanwhile, unless it had no request for IDLE_GRACE_S. Without
+    it, closed-loop clients of two small models (0.3 s loads) made a swap per request: 109 loads of each in a
+    minute, as many loads as answers;
   * a load that nobody waits for any more, or that waited `room_wait_s`, gives up: its requests get 429 with
     Retry-After, never an endless load/evict loop.
 """
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 LOADABLE, LOADING, LOADED, FAILED = "Loadable", "Loading", "Loaded", "Failed"
 CLOSE_TIMEOUT_S = 10.0
+# A model in its turn that has had no request for this long has no clients left: it is evicted at once.
+IDLE_GRACE_S = 0.5
 
 # Extras that install a backend's runtime, for the "not installed" message.
 # What to install for each backend, named in the error a model with a missing runtime answers.
@@ -352,7 +355,8 @@ class Registry:
     async def _make_room(self, incoming: Slot, exclude: Slot, *, wait: bool) -> None:
         """Evict idle models, least recently used first, until `incoming` fits. With `wait`, busy models in the
         way are drained and waited for (raises _NoRoom when nobody waits for `incoming` any more, or after
-        `room_wait_s`); without, the budget is exceeded with a warning."""
+        `room_wait_s`), and a model in its turn (swap_quantum) is left to serve it unless it has gone quiet;
+        without, the budget is exceeded with a warning."""
         if self.max_memory_bytes is None:
             return
         budget, need = self.max_memory_bytes, incoming.memory_bytes
@@ -364,9 +368,19 @@ class Registry:
                     (s for s in self.slots.values() if s.state == LOADED and s is not exclude),
                     key=lambda s: s.last_used,
                 )
-                idle = [s for s in others if s.active == 0 and self._is_idle(s)]
-                if idle:
-                    await self.unload(idle[0])
+                now, turn, nap = time.monotonic(), self.swap_quantum(incoming), 1.0
+                evictable = []
+                for s in others:
+                    if s.active or not self._is_idle(s):
+                        continue
+                    # Idle for an instant between two requests of its clients is not the end of its turn.
+                    keep_s = min(turn - (now - s.loaded_at), IDLE_GRACE_S - (now - s.last_used))
+                    if keep_s <= 0 or not wait:
+                        evictable.append(s)
+                    else:
+                        nap = min(nap, keep_s)
+                if evictable:
+                    await self.unload(evictable[0])
                     continue
                 if not others:
                     return  # alone and still over: bigger than the budget on its own; it loads, alone
@@ -382,10 +396,8 @@ class Registry:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise _NoRoom(f"the models in the way stayed busy for {self.room_wait_s:g} s")
-                nap = min(left, 1.0)
-                turn = self.swap_quantum(incoming)
                 for s in _in_the_way(others, self.resident_bytes(exclude) + need - budget):
-                    served = time.monotonic() - s.loaded_at
+                    served = now - s.loaded_at
                     if s.draining:
                         continue
                     if served < turn:  # its turn is not over: it keeps serving new requests until then
@@ -393,7 +405,7 @@ class Registry:
                         continue
                     s.draining = True
                     drained.append(s)
-                await self._changes(nap)
+                await self._changes(min(left, nap))
         finally:
             for s in drained:
                 s.draining = False
