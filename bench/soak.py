@@ -147,6 +147,10 @@ async def sigterm_with_streams(server: Server, streams: int) -> dict[str, Any]:
         last: dict[str, Any] = {}
         try:
             async with client.stream("POST", "/generate_stream", json=body) as r:
+                if r.status_code != 200:  # no first token by the drain deadline: a JSON answer, e.g. 503
+                    answer = json.loads(await r.aread())
+                    ends.append(f"answered {r.status_code} {answer.get('error_type')}")
+                    return
                 async for line in r.aiter_lines():
                     if line.startswith("data:"):
                         last = json.loads(line[5:])
