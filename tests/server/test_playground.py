@@ -325,9 +325,11 @@ def test_conversational_sends_the_conversation_so_far(page, server):
     assert submit(page).inner_text().strip()
     expect(log).to_have_count(4)
     # The second request carried the first turn, and its Python snippet says so.
-    expect(page.locator("#task .request pre.curl")).to_contain_text('"past_user_inputs":["Hello! My name is Ada."]')
+    expect(page.locator("#task .request pre.curl")).to_contain_text(
+        '"past_user_inputs":["Hello! My name is Ada."]'
+    )
     python = page.locator("#task .request pre.python").text_content()
-    assert "past_user_inputs=[\"Hello! My name is Ada.\"]" in python and "parameters={" in python
+    assert 'past_user_inputs=["Hello! My name is Ada."]' in python and "parameters={" in python
     shot(page, "conversational")
 
 
@@ -452,7 +454,8 @@ def test_an_image_dropped_or_pasted_is_the_input(page, server, tmp_path):
     shot(page, "image-dropped")
 
     # A paste anywhere on the page (a screenshot from the clipboard): Chrome names the file image.png.
-    open_task(page, server, "image-classification")
+    page.reload()  # a fresh widget, with no picture and no answer
+    expect(page.locator("#task img.preview")).to_be_hidden()
     pasted = tmp_path / "image.png"
     pasted.write_bytes(cat.read_bytes())
     page.locator("body").evaluate(
