@@ -1,6 +1,7 @@
 """Load state and the memory LRU, through the engine with real test backends."""
 
 import asyncio
+import gc
 import threading
 import time
 
@@ -188,6 +189,17 @@ async def test_a_generator_handle_holds_its_model_until_closed(tmp_path):
     handle.close()  # idempotent: counted once
     assert await for_b == [1]
     assert backend.closed == ["chat"] and engine.registry.slots["chat"].active == 0
+    await engine.close()
+
+
+async def test_a_lost_generator_handle_lets_its_model_go(tmp_path):
+    """A route cancelled between generator() and close() drops its handle: the model is not pinned forever."""
+    engine = engine_for(tmp_path, ChatBackend(), ("chat",))
+    handle = await engine.generator("chat", wait_for_model=True)
+    assert engine.registry.slots["chat"].active == 1
+    del handle
+    gc.collect()
+    assert engine.registry.slots["chat"].active == 0
     await engine.close()
 
 

@@ -368,8 +368,10 @@ class GeneratorHandle:
         self.model = model
         self.entry = slot.entry
         self._scheduler = scheduler
-        # A handle lost on the way (its route cancelled) lets go when collected, not pinning the model forever.
+        # A handle lost on the way (its route cancelled) lets go when collected, not pinning the model forever;
+        # at exit there is nothing to let go of (and no event loop to tell).
         self._release = weakref.finalize(self, release)
+        self._release.atexit = False
 
     def close(self) -> None:
         """The route has started generating (generate() and stream() hold the model themselves) or gave up:
