@@ -1,12 +1,14 @@
 """`make soak`: long runs of what a careless or hostile client does to `inferd serve` (issue 10), with figures.
 
     python bench/soak.py --seconds 600      # the 10-minute soak; `make soak` runs this
+    python bench/soak.py --phases eviction  # one phase (overload, eviction, sigterm)
 
 Phases, each on a fresh `inferd serve` subprocess with the default embedding and chat models:
   1. overload + slow clients: closed-loop /embed and chat clients well past capacity (`--max-queue 8`), plus
      connections sending their body at 1 byte/s and idle sockets, for `--seconds`; RSS sampled every 5 s;
   2. eviction under load: `--max-memory 150MB` (the two models do not fit together), two clients on /embed and
-     two on chat, all waiting for their model;
+     two on chat, all waiting for their model; loads counted from /metrics: fewer than 10 answers per load is
+     thrashing (a FAIL);
   3. SIGTERM with streams in flight (`--drain-timeout 2`): every stream must end with a final event, exit 0.
 Printed per phase: requests answered, refused (429, and how many of those lacked Retry-After), 5xx (must be 0),
 other statuses, RSS at start and end.
