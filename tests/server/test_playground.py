@@ -148,6 +148,9 @@ def open_task(page: Page, base: str, task: str) -> None:
 
 
 def submit(page: Page):
+    # The last answer stays until the new request has been read and sent (a recording's WAV takes a moment):
+    # cleared here, the wait below is for the new one.
+    page.locator("#task .output").evaluate("el => el.replaceChildren()")
     page.locator("#task form button[type=submit]").click()
     answer = page.locator("#task .output > *").first
     expect(answer).to_be_visible()

@@ -189,8 +189,9 @@ class Registry:
             s.last_used = time.monotonic()
             if s.active == 0:
                 # Thread-safe: a handle dropped without close() is released by its finalizer, on whichever
-                # thread collects it.
-                loop.call_soon_threadsafe(self._notify)
+                # thread collects it, maybe after the server's loop has closed (nothing waits then).
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._notify)
 
         return release
 
