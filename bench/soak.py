@@ -1,12 +1,14 @@
 """`make soak`: long runs of what a careless or hostile client does to `inferd serve` (issue 10), with figures.
 
     python bench/soak.py --seconds 600      # the 10-minute soak; `make soak` runs this
+    python bench/soak.py --phases eviction  # one phase (overload, eviction, sigterm)
 
 Phases, each on a fresh `inferd serve` subprocess with the default embedding and chat models:
   1. overload + slow clients: closed-loop /embed and chat clients well past capacity (`--max-queue 8`), plus
      connections sending their body at 1 byte/s and idle sockets, for `--seconds`; RSS sampled every 5 s;
   2. eviction under load: `--max-memory 150MB` (the two models do not fit together), two clients on /embed and
-     two on chat, all waiting for their model;
+     two on chat, all waiting for their model; loads counted from /metrics: fewer than 10 answers per load is
+     thrashing (a FAIL);
   3. SIGTERM with streams in flight (`--drain-timeout 2`): every stream must end with a final event, exit 0.
 Printed per phase: requests answered, refused (429, and how many of those lacked Retry-After), 5xx (must be 0),
 other statuses, RSS at start and end.
@@ -147,6 +149,10 @@ async def sigterm_with_streams(server: Server, streams: int) -> dict[str, Any]:
         last: dict[str, Any] = {}
         try:
             async with client.stream("POST", "/generate_stream", json=body) as r:
+                if r.status_code != 200:  # no first token by the drain deadline: a JSON answer, e.g. 503
+                    answer = json.loads(await r.aread())
+                    ends.append(f"answered {r.status_code} {answer.get('error_type')}")
+                    return
                 async for line in r.aiter_lines():
                     if line.startswith("data:"):
                         last = json.loads(line[5:])
@@ -171,28 +177,63 @@ async def sigterm_with_streams(server: Server, streams: int) -> dict[str, Any]:
     }
 
 
+def model_loads(server: Server) -> dict[str, int]:
+    """Successful loads per model, from /metrics (`inferd_model_load_total{model=...,ok="true"}`)."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    loads: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("inferd_model_load_total{") and 'ok="true"' in line:
+            model = line.split('model="', 1)[1].split('"', 1)[0]
+            loads[model] = int(float(line.rsplit(" ", 1)[1]))
+    return loads
+
+
+async def eviction(server: Server, seconds: float) -> dict[str, Any]:
+    """Two models that do not fit together, two clients on each: they must take turns, not thrash."""
+    result = await load(server, seconds, 2, 2, hostile=False)
+    result["loads"] = await asyncio.to_thread(model_loads, server)
+    # Each model's turn pays for its load (registry.swap_quantum): many answers per load. A load loop (issue 10
+    # row 4: ~97 loads a minute per model, nothing answered) or a swap per request (109 loads of each, 220
+    # answers) fails this.
+    loads = sum(result["loads"].values())
+    result["answers per load"] = round(result["counts"].get("answered", 0) / max(loads, 1), 1)
+    result["thrashing"] = result["answers per load"] < 10
+    return result
+
+
+PHASES = ("overload", "eviction", "sigterm")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600, help="length of the overload phase (600)")
     parser.add_argument("--eviction-seconds", type=float, default=60)
+    parser.add_argument("--phases", default=",".join(PHASES), help="which phases to run (all: %(default)s)")
     args = parser.parse_args()
+    phases = args.phases.split(",")
     results: dict[str, Any] = {}
-    cmd = inferd_serve(EMBED, CHAT, args=["--max-queue", "8", "--request-timeout", "30"])
-    with Server("soak-overload", cmd) as server:
-        results["overload + slow clients"] = asyncio.run(load(server, args.seconds, 48, 8, hostile=True))
-    cmd = inferd_serve(args=["--max-memory", "150MB", "--request-timeout", "30"])
-    with Server("soak-eviction", cmd) as server:
-        results["eviction under load"] = asyncio.run(load(server, args.eviction_seconds, 2, 2, hostile=False))
-    cmd = inferd_serve(CHAT, args=["--drain-timeout", "2"])
-    with Server("soak-sigterm", cmd) as server:
-        results["SIGTERM with 4 streams"] = asyncio.run(sigterm_with_streams(server, 4))
+    if "overload" in phases:
+        cmd = inferd_serve(EMBED, CHAT, args=["--max-queue", "8", "--request-timeout", "30"])
+        with Server("soak-overload", cmd) as server:
+            results["overload + slow clients"] = asyncio.run(load(server, args.seconds, 48, 8, hostile=True))
+    if "eviction" in phases:
+        cmd = inferd_serve(args=["--max-memory", "150MB", "--request-timeout", "30"])
+        with Server("soak-eviction", cmd) as server:
+            results["eviction under load"] = asyncio.run(eviction(server, args.eviction_seconds))
+    if "sigterm" in phases:
+        cmd = inferd_serve(CHAT, args=["--drain-timeout", "2"])
+        with Server("soak-sigterm", cmd) as server:
+            results["SIGTERM with 4 streams"] = asyncio.run(sigterm_with_streams(server, 4))
     print(json.dumps(results, indent=2))
     five = sum(r.get("counts", {}).get("5xx", 0) for r in results.values())
-    sig = results["SIGTERM with 4 streams"]
+    sig = results.get("SIGTERM with 4 streams", {"exit code": 0, "stream ends": {}})
+    evicted = results.get("eviction under load", {"thrashing": False, "counts": {"answered": 1}})
     ok = (
         five == 0
         and sig["exit code"] == 0
         and not any(k.startswith(("cut", "broken")) for k in sig["stream ends"])
+        and not evicted["thrashing"]
+        and evicted["counts"].get("answered", 0) > 0
     )
     print("soak:", "PASS" if ok else "FAIL", f"(5xx: {five})")
     return 0 if ok else 1

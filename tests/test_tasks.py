@@ -43,6 +43,19 @@ def test_parameter_schema_is_json_schema():
     assert schema["required"] == ["candidate_labels"] and schema["additionalProperties"] is False
 
 
+def test_candidate_labels_are_bounded_in_both_forms():
+    """Each label is scored against each input: a request cannot ask for an unbounded number of them."""
+    task = get_task("zero-shot-classification")
+    for labels in (["x"] * 65, ",".join(["x"] * 65)):
+        with pytest.raises(ParameterError, match="at most 64"):
+            task.validate_parameters({"candidate_labels": labels})
+    assert (
+        task.validate_parameters({"candidate_labels": ",".join(["x"] * 64)})["candidate_labels"] == ["x"] * 64
+    )
+    schema = task.parameters_schema()["properties"]["candidate_labels"]
+    assert schema["anyOf"][0]["maxItems"] == 64
+
+
 _SAMPLES = (
     None,
     True,
@@ -61,6 +74,11 @@ _SAMPLES = (
     [],
     ["a"],
     ["a"] * 5,
+    ["a"] * 64,
+    ["a"] * 65,
+    ",".join(["a"] * 64) + " ,, ",
+    ",".join(["a"] * 65),
+    " ,a b,, c d ,",
     [1],
     {},
 )

@@ -38,10 +38,6 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"inferd serve: {exc}", file=sys.stderr)
         return 2
-    for flag in ("drain_timeout", "keep_alive_timeout", "max_connections"):
-        if (getattr(args, flag) or 0) < 0:
-            print(f"inferd serve: --{flag.replace('_', '-')} must be >= 0", file=sys.stderr)
-            return 2
     host, port = values.get("host", "127.0.0.1"), values.get("port", 8080)
     if args.ray:
         if importlib.util.find_spec("ray") is None:
@@ -59,12 +55,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import create_app
-    from .server.config import engine_settings, server_settings
+    from .server.config import connection_settings, engine_settings, server_settings
     from .server.connections import with_header_timeout
     from .server.drain import DrainingServer
     from .server.engine import Engine
 
     app = create_app(Engine(values["catalogue"], engine_settings(values)), server_settings(values))
+    connections = connection_settings(values)
     config = uvicorn.Config(
         app,
         host=host,
@@ -72,11 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         # An idle keep-alive connection is closed after this; connections beyond the cap are answered 503
         # (20,000 idle sockets used to reach the fd limit and lock new clients out).
-        timeout_keep_alive=int(args.keep_alive_timeout if args.keep_alive_timeout is not None else 5),
-        limit_concurrency=args.max_connections or 1000,
+        timeout_keep_alive=int(connections["keep_alive_timeout_s"]),
+        limit_concurrency=int(connections["max_connections"]),
         http=with_header_timeout(),
     )
-    drain = args.drain_timeout if args.drain_timeout is not None else 30.0
+    drain = connections["drain_timeout_s"]
     # uvicorn re-raises the SIGTERM it handled once it is done; a drained server exits 0, as its supervisor expects.
     signal.signal(signal.SIGTERM, lambda *_: None)
     DrainingServer(config, drain_timeout_s=drain).run()

@@ -99,11 +99,15 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--drain-timeout",
         type=float,
+        dest="drain_timeout_s",
         help="on SIGTERM: seconds in-flight requests and streams get to finish; then streams end with a final "
-        "error event (30)",
+        "error event and requests are answered 503 (30)",
     )
     p.add_argument(
-        "--keep-alive-timeout", type=float, help="seconds an idle keep-alive connection stays open (5)"
+        "--keep-alive-timeout",
+        type=float,
+        dest="keep_alive_timeout_s",
+        help="seconds an idle keep-alive connection stays open (5)",
     )
     p.add_argument(
         "--max-connections",
@@ -133,18 +137,7 @@ def parse_replicas(text: str) -> int | str:
 
 
 # Flags that choose how to run, not what the server does.
-# uvicorn's connection settings (drain, keep-alive, connection cap) are read by `inferd serve` itself.
-_NOT_SERVER_VALUES = (
-    "command",
-    "config",
-    "log_level",
-    "ray",
-    "replicas",
-    "preload_defaults",
-    "drain_timeout",
-    "keep_alive_timeout",
-    "max_connections",
-)
+_NOT_SERVER_VALUES = ("command", "config", "log_level", "ray", "replicas", "preload_defaults")
 
 
 def serve_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -161,10 +161,16 @@ class Llm(TextGenerator):
         self.generated = 0  # tokens made by generate(), for tests of cancellation
         # When set, stream() makes each token after the first only once a release lets it (10 s at most).
         self.token_gate: threading.Semaphore | None = None
+        self.logprobs: list[
+            float
+        ] = []  # the first tokens' logprobs (then -0.5), for tests of non-finite ones
+
+    def _logprob(self, i):
+        return self.logprobs[i] if i < len(self.logprobs) else -0.5
 
     def _words(self, parameters):
         n = parameters.get("max_new_tokens", 3)
-        return [GeneratedToken(i, f" w{i}", -0.5) for i in range(n)]
+        return [GeneratedToken(i, f" w{i}", self._logprob(i)) for i in range(n)]
 
     def generate(self, prompt, parameters):
         tokens = []
@@ -188,7 +194,8 @@ class Llm(TextGenerator):
                 if i and self.token_gate is not None and not self.token_gate.acquire(timeout=10):
                     raise RuntimeError(f"token {i - 1} was not read within 10 s")
                 self.streamed = i + 1
-                yield StreamStep(GeneratedToken(i, f" w{i}", -0.5), "length" if i == n - 1 else None)
+                token = GeneratedToken(i, f" w{i}", self._logprob(i))
+                yield StreamStep(token, "length" if i == n - 1 else None)
         finally:
             self.stopped.set()
 

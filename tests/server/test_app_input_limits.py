@@ -8,7 +8,9 @@ memory (test_media_limits.py).
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -178,6 +180,18 @@ async def test_inputs_per_request_are_bounded_the_same_on_every_route_and_in_inf
             assert (await client.post(url, json=body)).status_code == 200, url
 
 
+async def test_candidate_labels_are_bounded_on_the_wire(tmp_path):
+    """Each label is scored against each input: 65 of them is a 400 naming the limit, as a list or a string."""
+    url = "/pipeline/zero-shot-classification/toy/text"
+    async with running(tmp_path) as client:
+        for labels in (["x"] * 65, ",".join(["x"] * 65)):
+            r = await client.post(url, json={"inputs": "hi", "parameters": {"candidate_labels": labels}})
+            assert r.status_code == 400 and r.json()["error_type"] == "bad_request", r.text
+            assert "at most 64" in r.json()["error"]
+        r = await client.post(url, json={"inputs": "hi", "parameters": {"candidate_labels": ["x"] * 64}})
+        assert r.status_code == 200, r.text
+
+
 async def test_messages_never_hold_object_reprs(tmp_path):
     """Row 15c: Pillow and libsndfile name our BytesIO (`<_io.BytesIO object at 0x...>`) in their errors."""
     async with running(tmp_path) as client:
@@ -253,3 +267,38 @@ async def test_nan_in_answers_is_a_500_model_fault_not_nulls(tmp_path, caplog):
         assert "answered NaN or infinity" in caplog.text and "toy/minilm" in caplog.text
         r = await client.post("/models/toy/minilm/embed", json={"inputs": ["fine"]})
         assert r.status_code == 200 and r.json() == [[4.0, 5.0, 6.0, 7.0]]
+
+
+async def test_generated_logprobs_reach_json_as_numbers_or_as_a_model_fault(tmp_path, caplog):
+    """orjson writes NaN and infinity as null: a logprob of -inf (a probability that underflowed) is sent as
+    OpenAI's floor, -9999.0; NaN is a model fault (500, or an error event once a stream has started)."""
+    chat = {
+        "model": "toy/llm",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "logprobs": True,
+    }
+    details = {"inputs": "hi", "parameters": {"max_new_tokens": 2, "details": True}}
+    async with running(tmp_path) as client:
+        llm = client.backend.models["toy/llm"]
+        llm.logprobs = [-math.inf]
+        r = await client.post("/models/toy/llm/generate", json=details)
+        assert [t["logprob"] for t in r.json()["details"]["tokens"]] == [-9999.0, -0.5]
+        r = await client.post("/v1/chat/completions", json=chat)
+        assert [t["logprob"] for t in r.json()["choices"][0]["logprobs"]["content"]] == [-9999.0, -0.5]
+        r = await client.post("/models/toy/llm/generate_stream", json=details)
+        events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+        assert [e["token"]["logprob"] for e in events] == [-9999.0, -0.5]
+
+        llm.logprobs = [math.nan]
+        with caplog.at_level(logging.ERROR):
+            r = await client.post("/models/toy/llm/generate", json=details)
+        assert r.status_code == 500 and r.json()["error_type"] == "internal", r.text
+        assert "answered NaN or infinity" in caplog.text
+        r = await client.post("/v1/chat/completions", json=chat)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error", r.text
+        llm.logprobs = [-0.5, math.inf]  # the stream has started: an error event ends it
+        r = await client.post("/models/toy/llm/generate_stream", json=details)
+        events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+        assert [e["token"]["logprob"] for e in events[:-1]] == [-0.5], r.text  # never a null logprob
+        assert events[-1]["error_type"] == "internal", r.text

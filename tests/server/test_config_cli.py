@@ -131,3 +131,24 @@ def test_input_limits_come_from_flags_and_the_config_file(tmp_path):
     assert settings.max_client_batch_size == 16 and settings.max_image_aspect == 100.0
     with pytest.raises(ConfigError, match="max_audio_seconds"):
         load_config(write(tmp_path, "[server]\nmax_audio_seconds = -1\n"), BASE)
+
+
+def test_connection_settings_come_from_flags_and_the_config_file(tmp_path, capsys):
+    """--drain-timeout, --keep-alive-timeout and --max-connections are [server] keys too; flags win."""
+    from inferd.server.config import connection_settings
+
+    path = write(tmp_path, "[server]\ndrain_timeout_s = 7\nkeep_alive_timeout_s = 2\nmax_connections = 50\n")
+    args = build_parser().parse_args(["serve", "--config", str(path), "--max-connections", "80"])
+    assert connection_settings(serve_values(args)) == {
+        "drain_timeout_s": 7.0,
+        "keep_alive_timeout_s": 2.0,
+        "max_connections": 80,
+    }
+    defaults = connection_settings(serve_values(build_parser().parse_args(["serve", "--drain-timeout", "0"])))
+    assert defaults == {"drain_timeout_s": 0.0, "keep_alive_timeout_s": 5.0, "max_connections": 1000}
+    with pytest.raises(ConfigError, match="drain_timeout_s"):
+        load_config(write(tmp_path, "[server]\ndrain_timeout_s = -1\n"), BASE)
+    with pytest.raises(ConfigError, match="max_connections"):
+        load_config(write(tmp_path, '[server]\nmax_connections = "many"\n'), BASE)
+    assert main(["serve", "--keep-alive-timeout", "-1"]) == 2
+    assert "`keep_alive_timeout_s` must be >= 0" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """SIGTERM on a real `python -m inferd serve` with a stream in flight: the stream ends with a final event and a
-properly terminated chunked body, and the process exits 0 (issue 10 row 13)."""
+properly terminated chunked body, and the process exits 0 (issue 10 row 13). A request whose answer has not
+started by the drain deadline is answered 503 in its protocol's envelope, not cut."""
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -12,7 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from appkit import free_port
+import uvicorn
+from appkit import free_port, make_app
+
+from inferd.server.connections import with_header_timeout
+from inferd.server.drain import DrainingServer
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -67,3 +73,37 @@ def test_sigterm_mid_stream_ends_the_stream_with_a_final_event_and_exits_0(tmp_p
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+async def test_a_request_still_running_at_the_drain_deadline_is_answered_503_not_cut(tmp_path):
+    app, _, backend = make_app(tmp_path)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=with_header_timeout()
+    )
+    server = DrainingServer(config, drain_timeout_s=0.3)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    long = {"max_new_tokens": 2000}  # 0.05 s a token: far longer than the drain
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        tgi = asyncio.create_task(
+            client.post("/models/toy/slow-llm/generate", json={"inputs": "hi", "parameters": long})
+        )
+        openai = asyncio.create_task(
+            client.post("/v1/completions", json={"model": "toy/slow-llm", "prompt": "hi", "max_tokens": 2000})
+        )
+        llm = None
+        while llm is None or llm.generated < 2:  # both generations are running (one after the other)
+            await asyncio.sleep(0.02)
+            llm = backend.models.get("toy/slow-llm")
+        server.should_exit = True  # what uvicorn does on SIGTERM
+        tgi_answer, openai_answer = await tgi, await openai
+    await serving
+    assert tgi_answer.status_code == 503, tgi_answer.text
+    assert tgi_answer.json()["error_type"] == "unhealthy" and "shutting down" in tgi_answer.json()["error"]
+    assert tgi_answer.headers["retry-after"] == "1"
+    assert openai_answer.status_code == 503, openai_answer.text
+    assert "shutting down" in openai_answer.json()["error"]["message"]
+    assert openai_answer.headers["retry-after"] == "1"
+    assert llm.generated < 2000  # the work stopped with the answer

@@ -8,6 +8,7 @@ progress meanwhile). A second, toy server checks the API key prompt and the widg
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import re
@@ -311,6 +312,30 @@ def test_generative_tasks_answer(page, server):
     assert submit(page).inner_text().strip()
 
 
+def test_conversational_sends_the_conversation_so_far(page, server):
+    needs("conversational")
+    open_task(page, server, "conversational")
+    page.locator("#task .params summary").click()
+    page.locator('#task input[name="max_length"]').fill("12")
+    message = page.get_by_label("Your message", exact=True)
+    message.fill("Hello! My name is Ada.")
+    first = submit(page).inner_text().strip()
+    assert first
+    log = page.locator("#task ol.chat-log li")
+    expect(log).to_have_count(2)
+    assert log.first.inner_text() == "Hello! My name is Ada." and message.input_value() == ""
+    message.fill("What is my name?")
+    assert submit(page).inner_text().strip()
+    expect(log).to_have_count(4)
+    # The second request carried the first turn, and its Python snippet says so.
+    expect(page.locator("#task .request pre.curl")).to_contain_text(
+        '"past_user_inputs":["Hello! My name is Ada."]'
+    )
+    python = page.locator("#task .request pre.python").text_content()
+    assert 'past_user_inputs=["Hello! My name is Ada."]' in python and "parameters={" in python
+    shot(page, "conversational")
+
+
 def test_chat_streams_and_stop_ends_the_generation_on_the_server(page, server):
     needs("chat-completion")
     open_task(page, server, "chat-completion")
@@ -401,6 +426,50 @@ def test_image_classification_of_a_cat(page, server, tmp_path):
     submit(page)
     assert "cat" in bar_labels(page)[0].lower()
     shot(page, "image-classification")
+
+
+def file_transfer(page: Page, path: Path, media_type: str):
+    """A DataTransfer holding `path`, as a drop or a paste of a file brings it (built in the page)."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return page.evaluate_handle(
+        """([data, name, type]) => {
+             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+             const transfer = new DataTransfer();
+             transfer.items.add(new File([bytes], name, { type }));
+             return transfer;
+           }""",
+        [data, path.name, media_type],
+    )
+
+
+def test_an_image_dropped_or_pasted_is_the_input(page, server, tmp_path):
+    needs("image-classification")
+    cat = photo(tmp_path, "chelsea")
+    open_task(page, server, "image-classification")
+    zone = page.locator("#task .drop")
+    transfer = file_transfer(page, cat, "image/png")
+    zone.dispatch_event("dragover", {"dataTransfer": transfer})
+    expect(zone).to_have_class(re.compile(r"\bover\b"))  # the zone shows it takes the drop
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    expect(page.locator("#task img.preview")).to_have_attribute("alt", "Input image chelsea.png")
+    submit(page)
+    assert "cat" in bar_labels(page)[0].lower()
+    shot(page, "image-dropped")
+
+    # A paste anywhere on the page (a screenshot from the clipboard): Chrome names the file image.png.
+    page.reload()  # a fresh widget, with no picture and no answer
+    expect(page.locator("#task img.preview")).to_be_hidden()
+    pasted = tmp_path / "image.png"
+    pasted.write_bytes(cat.read_bytes())
+    page.locator("body").evaluate(
+        "(body, transfer) => body.dispatchEvent(new ClipboardEvent('paste', "
+        "{ clipboardData: transfer, bubbles: true }))",
+        file_transfer(page, pasted, "image/png"),
+    )
+    expect(page.locator("#task img.preview")).to_have_attribute("alt", "Input image photo.png")
+    wait_until(page.locator("#task img.preview"), "el => el.naturalWidth === 451")  # chelsea's width
+    submit(page)
+    assert "cat" in bar_labels(page)[0].lower()
 
 
 def test_object_detection_draws_boxes(page, server, tmp_path):

@@ -1,10 +1,12 @@
 """Load state and the memory LRU, through the engine with real test backends."""
 
 import asyncio
+import gc
 import threading
 import time
 
 import pytest
+from appkit import Llm
 
 from inferd.backends import Backend, Model, register_backend
 from inferd.catalogue import ModelEntry
@@ -96,6 +98,7 @@ async def test_estimated_time_comes_from_the_entry_then_from_the_measured_load(t
 async def test_a_busy_model_is_never_evicted(tmp_path):
     backend = SizedBackend()
     engine = engine_for(tmp_path, backend, ("a", "b", "c"), max_memory_bytes=150)
+    engine.registry.min_turn_s = engine.registry.turn_per_load = 0  # no turn to wait for (turns: below)
     await predict(engine, "a")
     backend.gates["a"] = threading.Event()
     busy = asyncio.create_task(predict(engine, "a", "busy"))
@@ -138,6 +141,70 @@ async def test_two_models_that_do_not_fit_together_take_turns_instead_of_liveloc
     assert answers == [[[2]] * 5] * 4
     assert backend.most_resident == 1
     assert backend.loads <= 10  # a load per swap, and a swap serves every request waiting for it
+    await engine.close()
+
+
+async def test_a_swap_is_paid_for_by_a_turn_that_serves_many_requests(tmp_path):
+    """Closed-loop clients of two small models used to make a swap per request (109 loads of each in the
+    soak's minute, as many loads as answers): a model just loaded now serves its turn before it drains."""
+    backend = SizedBackend()
+    backend.work_s = 0.002
+    engine = engine_for(tmp_path, backend, ("a", "b"), max_memory_bytes=150)
+    engine.registry.min_turn_s = 0.5
+
+    async def client(model_id):
+        return [await predict(engine, model_id, "xy") for _ in range(20)]
+
+    answers = await asyncio.gather(*(client(m) for m in ("a", "a", "b", "b")))
+    assert answers == [[[2]] * 20] * 4
+    assert backend.most_resident == 1
+    assert backend.loads <= 8, backend.loads  # a swap per request would be about 40
+    await engine.close()
+
+
+class SizedLlm(Llm):
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+
+    def memory_bytes(self):
+        return self.backend.size
+
+    def close(self):
+        self.backend.closed.append("chat")
+
+
+class ChatBackend(SizedBackend):
+    def load(self, entry, path):
+        return SizedLlm(self) if entry.model_id == "chat" else super().load(entry, path)
+
+
+async def test_a_generator_handle_holds_its_model_until_closed(tmp_path):
+    """The soak's chat clients got 503 "loading": their model was evicted between acquire and generate, while
+    the route rendered the chat template, because nothing counted it in use."""
+    backend = ChatBackend()
+    engine = engine_for(tmp_path, backend, ("chat", "b"), max_memory_bytes=150)
+    engine.registry.min_turn_s = engine.registry.turn_per_load = 0
+    handle = await engine.generator("chat", wait_for_model=True)
+    for_b = asyncio.create_task(predict(engine, "b"))
+    await _until(lambda: engine.registry.slots["chat"].draining)  # b waits for it, not evicting it
+    assert engine.status("chat")["loaded"] and backend.closed == []
+    assert (await handle.generate("hi", {"max_new_tokens": 2})).text == " w0 w1"
+    handle.close()
+    handle.close()  # idempotent: counted once
+    assert await for_b == [1]
+    assert backend.closed == ["chat"] and engine.registry.slots["chat"].active == 0
+    await engine.close()
+
+
+async def test_a_lost_generator_handle_lets_its_model_go(tmp_path):
+    """A route cancelled between generator() and close() drops its handle: the model is not pinned forever."""
+    engine = engine_for(tmp_path, ChatBackend(), ("chat",))
+    handle = await engine.generator("chat", wait_for_model=True)
+    assert engine.registry.slots["chat"].active == 1
+    del handle
+    gc.collect()
+    assert engine.registry.slots["chat"].active == 0
     await engine.close()
 
 

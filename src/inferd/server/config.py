@@ -70,6 +70,16 @@ SERVER_KEYS: dict[str, type] = {
     "max_image_side": int,
     "max_image_aspect": float,
     "max_audio_seconds": float,
+    # uvicorn's connections (cli.py reads them through connection_settings)
+    "drain_timeout_s": float,
+    "keep_alive_timeout_s": float,
+    "max_connections": int,
+}
+# What `inferd serve` gives uvicorn when neither a flag nor [server] sets it.
+CONNECTION_DEFAULTS: dict[str, float] = {
+    "drain_timeout_s": 30.0,
+    "keep_alive_timeout_s": 5.0,
+    "max_connections": 1000,
 }
 
 
@@ -238,6 +248,13 @@ def server_settings(values: Mapping[str, Any]) -> ServerSettings:
     if "cors_origins" in kept:
         kept["cors_origins"] = tuple(kept["cors_origins"])
     return ServerSettings(**kept)
+
+
+def connection_settings(values: Mapping[str, Any]) -> dict[str, float]:
+    """drain_timeout_s, keep_alive_timeout_s and max_connections (0: the default) for uvicorn."""
+    out = {key: values.get(key, default) for key, default in CONNECTION_DEFAULTS.items()}
+    out["max_connections"] = out["max_connections"] or CONNECTION_DEFAULTS["max_connections"]
+    return out
 
 
 def engine_settings(values: Mapping[str, Any]) -> EngineSettings:

@@ -15,9 +15,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..backends import Busy, Cancelled, Generation, InputError, StreamStep, Text
 from ..catalogue import ModelEntry, model_home
 from .batching import Batcher, BatcherClosedError, BatchInfo, BatchMismatchError, QueueFullError
 from .errors import ServerError, model_loading, overloaded, shutting_down
-from .finite import NonFiniteOutput, checked_predict
+from .finite import NonFiniteOutput, checked_predict, finite_generation, finite_token
 from .generation import ModelThread, StreamScheduler
 from .registry import FAILED, LOADED, LOADING, Registry, Slot
 from .sources import DigestCache, hub_cached_entry, valid_model_id
@@ -316,14 +317,21 @@ class Engine:
     async def generator(self, model_id: str, *, wait_for_model: bool = False) -> GeneratorHandle:
         entry = self.entry(model_id)
         slot = await self.registry.acquire(entry, wait=wait_for_model, max_wait_s=self.load_wait_s())
-        if not isinstance(slot.model, TextGenerator):
-            raise ServerError(
-                f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
-                "not_supported",
-            )
-        with self.registry.using(slot):  # not evicted while its scheduler is made
+        # In use from now until the handle is closed: a model evicted between acquire() and generate() (while the
+        # route renders a chat template) answered 503 "loading" to every chat request while another model's
+        # clients waited (issue 10 row 4).
+        release = self.registry.hold(slot)
+        try:
+            if not isinstance(slot.model, TextGenerator):
+                raise ServerError(
+                    f"Model {model_id} ({entry.backend}) does not generate text; use a text-generation model.",
+                    "not_supported",
+                )
             scheduler = await self._scheduler(slot, slot.model)
-        return GeneratorHandle(self, slot, slot.model, scheduler)
+            return GeneratorHandle(self, slot, slot.model, scheduler, release)
+        except BaseException:
+            release()
+            raise
 
     async def _scheduler(self, slot: Slot, model: TextGenerator) -> StreamScheduler | None:
         """The model's stream scheduler, made on first use; None when its streams run one at a time."""
@@ -348,13 +356,27 @@ class GeneratorHandle:
     stream scheduler (concurrent streams decoded together) when the model has one, else one at a time."""
 
     def __init__(
-        self, engine: Engine, slot: Slot, model: TextGenerator, scheduler: StreamScheduler | None = None
+        self,
+        engine: Engine,
+        slot: Slot,
+        model: TextGenerator,
+        scheduler: StreamScheduler | None,
+        release: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._slot = slot
         self.model = model
         self.entry = slot.entry
         self._scheduler = scheduler
+        # A handle lost on the way (its route cancelled) lets go when collected, not pinning the model forever;
+        # at exit there is nothing to let go of (and no event loop to tell).
+        self._release = weakref.finalize(self, release)
+        self._release.atexit = False
+
+    def close(self) -> None:
+        """The route has started generating (generate() and stream() hold the model themselves) or gave up:
+        the model may be evicted once its other users are done. Idempotent."""
+        self._release()
 
     def _check(self) -> None:
         if self._slot.model is not self.model or self._slot.thread is None:
@@ -377,9 +399,11 @@ class GeneratorHandle:
                     return await asyncio.wait_for(
                         self._consume(prompt, parameters), self._engine.settings.request_timeout_s
                     )
-                return await asyncio.wait_for(
-                    self._slot.thread.call(self.model.generate, prompt, parameters),
-                    self._engine.settings.request_timeout_s,
+                return finite_generation(
+                    await asyncio.wait_for(
+                        self._slot.thread.call(self.model.generate, prompt, parameters),
+                        self._engine.settings.request_timeout_s,
+                    )
                 )
             except asyncio.TimeoutError:
                 raise ServerError(
@@ -404,7 +428,8 @@ class GeneratorHandle:
                 steps = thread.stream(lambda: self.model.stream(prompt, parameters))
             try:
                 async for step in steps:
-                    yield step
+                    token = finite_token(step.token)
+                    yield step if token is step.token else replace(step, token=token)
             except Exception as exc:
                 raise self._engine._model_error(self.entry, exc) from None
             finally:
@@ -418,7 +443,7 @@ class GeneratorHandle:
         steps = self._scheduler.stream(prompt, parameters)
         try:
             async for step in steps:
-                tokens.append(step.token)
+                tokens.append(finite_token(step.token))
                 finish = step.finish_reason or finish
         finally:
             await steps.aclose()  # type: ignore[attr-defined]

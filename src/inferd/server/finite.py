@@ -3,18 +3,27 @@
 JSON has no NaN: orjson writes it as `null`, so a model with corrupt weights answered 200 with `[null, null,
 ...]` vectors (issue 10, row 15). `checked_predict` runs on the model's thread, after `predict`, so the check
 costs the event loop nothing; arrays are checked by numpy and lists of floats by one C-level sum.
+
+Generated tokens carry a logprob, sent in TGI's `details` and stream events and in OpenAI's `logprobs`:
+`finite_token` checks each one as the engine hands it on. Minus infinity is a probability that underflowed to
+zero, not a fault: it is sent as OpenAI's documented floor, -9999.0 ("very unlikely"); NaN or plus infinity
+is a fault of the model, answered like any other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..backends import Model
+from ..backends import Generation, Model
+from ..backends.base import GeneratedToken
 from ..tasks import Audio
+
+LOGPROB_FLOOR = -9999.0  # what OpenAI sends for a token too unlikely to have a logprob
 
 
 class NonFiniteOutput(RuntimeError):
@@ -61,3 +70,19 @@ def checked_predict(model: Model, task: str, inputs: list[Any], parameters: Any)
         if where is not None:
             raise NonFiniteOutput(f"answer {i} of {len(results)} holds NaN or infinity at {where}")
     return results
+
+
+def finite_token(token: GeneratedToken) -> GeneratedToken:
+    """`token`, its logprob of minus infinity raised to LOGPROB_FLOOR; NonFiniteOutput for NaN or +infinity."""
+    logprob = token.logprob
+    if logprob is None or math.isfinite(logprob):
+        return token
+    if logprob < 0:
+        return dataclasses.replace(token, logprob=LOGPROB_FLOOR)
+    raise NonFiniteOutput(f"generated token {token.id} has logprob {logprob}")
+
+
+def finite_generation(generation: Generation) -> Generation:
+    """`generation` with every token through `finite_token`."""
+    generation.tokens = [finite_token(t) for t in generation.tokens]
+    return generation

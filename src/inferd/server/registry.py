@@ -12,6 +12,11 @@ evict each other ~97 times a minute while no request succeeded):
   * when the models in the way are busy, the load waits for them (it never loads past the budget) and they
     *drain*: their new requests wait instead of keeping them busy forever; once idle they are evicted. Each
     swap therefore serves every request that waited for it, and the two models take turns;
+  * a turn is long enough to pay for the swap: a model just loaded is drained (or evicted when idle) only
+    after `swap_quantum()` (five times the incoming model's load time, 2 s at least, a quarter of
+    `room_wait_s` at most), serving new requests meanwhile, unless it had no request for IDLE_GRACE_S. Without
+    it, closed-loop clients of two small models (0.3 s loads) made a swap per request: 109 loads of each in a
+    minute, as many loads as answers;
   * a load that nobody waits for any more, or that waited `room_wait_s`, gives up: its requests get 429 with
     Retry-After, never an endless load/evict loop.
 """
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 LOADABLE, LOADING, LOADED, FAILED = "Loadable", "Loading", "Loaded", "Failed"
 CLOSE_TIMEOUT_S = 10.0
+# A model in its turn that has had no request for this long has no clients left: it is evicted at once.
+IDLE_GRACE_S = 0.5
 
 # Extras that install a backend's runtime, for the "not installed" message.
 # What to install for each backend, named in the error a model with a missing runtime answers.
@@ -88,6 +95,7 @@ class Slot:
     failed_at: float = 0.0
     loading: asyncio.Task[None] | None = None
     load_started: float = 0.0
+    loaded_at: float = 0.0
     load_s: float | None = None  # measured last time
     expected_load_s: float | None = None
     memory_bytes: int = 0
@@ -133,6 +141,9 @@ class Registry:
         self._times: dict[str, float] = _read_times(self._times_file)
         self._load_lock = asyncio.Lock()  # one load at a time: eviction sums and RSS deltas stay honest
         self.room_wait_s = room_wait_s  # how long a load waits for busy models to make room
+        # A model's turn when models take turns in the memory budget: so many times the swap's load, this
+        # long at least (see swap_quantum).
+        self.turn_per_load, self.min_turn_s = 5.0, 2.0
         self._changed = asyncio.Event()  # set (and replaced) when a model may have become idle or loaded
 
     def slot(self, entry: ModelEntry) -> Slot:
@@ -154,15 +165,35 @@ class Registry:
 
     @contextlib.contextmanager
     def using(self, s: Slot) -> Iterator[None]:
-        s.active += 1
-        s.last_used = time.monotonic()
+        release = self.hold(s)
         try:
             yield
         finally:
+            release()
+
+    def hold(self, s: Slot) -> Callable[[], None]:
+        """Count `s` in use (never evicted) until the returned callable is called; calls after the first do
+        nothing. For a use that outlives one block: a generator handle holds its model from acquire() until
+        its route has started generating."""
+        s.active += 1
+        s.last_used = time.monotonic()
+        loop = asyncio.get_running_loop()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             s.active -= 1
             s.last_used = time.monotonic()
             if s.active == 0:
-                self._notify()
+                # Thread-safe: a handle dropped without close() is released by its finalizer, on whichever
+                # thread collects it, maybe after the server's loop has closed (nothing waits then).
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._notify)
+
+        return release
 
     def _notify(self) -> None:
         """Wake what waits for a model to go idle or to finish draining."""
@@ -219,6 +250,12 @@ class Registry:
                     self.estimated_time(s) + 1.0,
                 )
 
+    def swap_quantum(self, incoming: Slot) -> float:
+        """How long a model just loaded serves before it is drained for `incoming`: the swap's cost (a load)
+        stays a small part of the time, and the requests waiting for `incoming` wait well within room_wait_s."""
+        load = incoming.load_s if incoming.load_s is not None else (incoming.expected_load_s or 10.0)
+        return min(max(self.turn_per_load * load, self.min_turn_s), self.room_wait_s / 4)
+
     def failure(self, s: Slot) -> ServerError:
         assert s.error is not None
         return ServerError(s.error.public, s.error.error_type)
@@ -238,13 +275,17 @@ class Registry:
             thread = ModelThread(entry.model_id)
             # Outside the lock: a slow hub download or a big file to hash must not hold other models' loads.
             folder = await thread.call(self._prepare, entry)
+            prepared_s = time.monotonic() - s.load_started
             async with self._load_lock:
                 await self._make_room(s, exclude=s, wait=True)
-                before = _rss()
+                before, started = _rss(), time.monotonic()
                 model = await thread.call(self._load_sync, entry, folder)
                 s.memory_bytes = _measure(model, _rss() - before)
-            s.load_s = time.monotonic() - s.load_started
-            s.model, s.thread, s.state, s.last_used = model, thread, LOADED, time.monotonic()
+            # The work only, not the waits for the lock and for room: the turn of a swap grows with it
+            # (swap_quantum), and a wait counted in it would lengthen every later turn.
+            s.load_s = prepared_s + time.monotonic() - started
+            s.model, s.thread, s.state = model, thread, LOADED
+            s.last_used = s.loaded_at = time.monotonic()
             thread = None
             log.info("Loaded %s in %.2fs (%d MB)", entry.model_id, s.load_s, s.memory_bytes >> 20)
             self._remember(entry.model_id, s.load_s)
@@ -315,7 +356,8 @@ class Registry:
     async def _make_room(self, incoming: Slot, exclude: Slot, *, wait: bool) -> None:
         """Evict idle models, least recently used first, until `incoming` fits. With `wait`, busy models in the
         way are drained and waited for (raises _NoRoom when nobody waits for `incoming` any more, or after
-        `room_wait_s`); without, the budget is exceeded with a warning."""
+        `room_wait_s`), and a model in its turn (swap_quantum) is left to serve it unless it has gone quiet;
+        without, the budget is exceeded with a warning."""
         if self.max_memory_bytes is None:
             return
         budget, need = self.max_memory_bytes, incoming.memory_bytes
@@ -327,9 +369,19 @@ class Registry:
                     (s for s in self.slots.values() if s.state == LOADED and s is not exclude),
                     key=lambda s: s.last_used,
                 )
-                idle = [s for s in others if s.active == 0 and self._is_idle(s)]
-                if idle:
-                    await self.unload(idle[0])
+                now, turn, nap = time.monotonic(), self.swap_quantum(incoming), 1.0
+                evictable = []
+                for s in others:
+                    if s.active or not self._is_idle(s):
+                        continue
+                    # Idle for an instant between two requests of its clients is not the end of its turn.
+                    keep_s = min(turn - (now - s.loaded_at), IDLE_GRACE_S - (now - s.last_used))
+                    if keep_s <= 0 or not wait:
+                        evictable.append(s)
+                    else:
+                        nap = min(nap, keep_s)
+                if evictable:
+                    await self.unload(evictable[0])
                     continue
                 if not others:
                     return  # alone and still over: bigger than the budget on its own; it loads, alone
@@ -346,10 +398,15 @@ class Registry:
                 if left <= 0:
                     raise _NoRoom(f"the models in the way stayed busy for {self.room_wait_s:g} s")
                 for s in _in_the_way(others, self.resident_bytes(exclude) + need - budget):
-                    if not s.draining:
-                        s.draining = True
-                        drained.append(s)
-                await self._changes(min(left, 1.0))
+                    served = now - s.loaded_at
+                    if s.draining:
+                        continue
+                    if served < turn:  # its turn is not over: it keeps serving new requests until then
+                        nap = min(nap, turn - served)
+                        continue
+                    s.draining = True
+                    drained.append(s)
+                await self._changes(min(left, nap))
         finally:
             for s in drained:
                 s.draining = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from starlette.responses import Response
 
 from ..catalogue import ModelEntry
 from ..tasks import TASKS, InputKind
+from .drain import DRAIN
+from .errors import shutting_down
 from .limits import ClientGone
 from .metrics import Metrics, Observation
 from .respond import error_response, openai_error_response
@@ -25,6 +28,8 @@ class GeneratorHandle(Protocol):
     async def generate(self, prompt: str, parameters: dict[str, Any]) -> Any: ...
 
     def stream(self, prompt: str, parameters: dict[str, Any]) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class Engine(Protocol):
@@ -108,13 +113,19 @@ def endpoint(
             )
             status = 500
             try:
-                response = await handler(request, state, obs)
+                with DRAIN.tracking():
+                    response = await handler(request, state, obs)
                 status = response.status_code
                 if record and getattr(response, "observes_itself", False):  # streams record when they end
                     return response
             except ClientGone:
                 status = 499  # nginx's "client closed request": nobody reads this answer
                 response = Response(status_code=499)
+            except asyncio.CancelledError:
+                if not DRAIN.cut_off():  # the client left, or the server is cancelling everything: no answer
+                    raise
+                response = render(shutting_down())  # still running at the drain deadline: its work stopped
+                status = response.status_code
             except Exception as exc:
                 response = render(exc)
                 status = response.status_code

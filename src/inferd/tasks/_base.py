@@ -94,6 +94,15 @@ class Param:
             raise ParameterError(f"Parameter `{self.name}` must be at most {self.maximum}, got {value!r}.")
         return value
 
+    def _comma_separated_pattern(self) -> str:
+        """The string form: once split on commas and stripped, between min_items (at least one) and max_items
+        items that are not blank. Each item after the first starts at a comma, so the regex cannot backtrack
+        over the ways of cutting one item in pieces."""
+        item = r"[\s,]*[^,\s\x00][^,\x00]*"
+        low = max(self.min_items or 1, 1) - 1
+        high = "" if self.max_items is None else str(self.max_items - 1)
+        return rf"^{item}(?:,{item}){{{low},{high}}}(?:,[\s,]*)?$"
+
     def json_schema(self) -> dict[str, Any]:
         """The JSON Schema of the values `validate` accepts: null means "the default", as clients send it."""
         value: dict[str, Any] = {"type": _JSON_TYPES.get(self.type, "string")}
@@ -114,8 +123,7 @@ class Param:
         if self.max_items is not None:
             value["maxItems"] = self.max_items
         if self.comma_separated:
-            # The string form must still hold one item once split on commas and stripped.
-            value = {"anyOf": [value, {"type": "string", "pattern": r"^[^\x00]*[^,\s\x00][^\x00]*$"}]}
+            value = {"anyOf": [value, {"type": "string", "pattern": self._comma_separated_pattern()}]}
         if self.required:
             return {**value, "description": self.description}
         return {"anyOf": [value, {"type": "null"}], "description": self.description}

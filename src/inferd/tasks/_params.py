@@ -11,12 +11,16 @@ FUNCTION_TO_APPLY = Param(
     "Function applied to the model's outputs to get scores.",
     choices=("sigmoid", "softmax", "none"),
 )
+# The model scores every input against every label: 32 inputs (the default --max-client-batch-size) times 64
+# labels is 2048 pairs, the size of the largest embeddings batch (/v1/embeddings).
+MAX_CANDIDATE_LABELS = 64
 CANDIDATE_LABELS = Param(
     "candidate_labels",
     list,
-    "The labels to choose from (a list, or one comma-separated string).",
+    f"The labels to choose from (a list, or one comma-separated string), at most {MAX_CANDIDATE_LABELS}.",
     items=str,
     min_items=1,
+    max_items=MAX_CANDIDATE_LABELS,
     required=True,
     comma_separated=True,
 )

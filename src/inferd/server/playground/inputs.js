@@ -152,16 +152,27 @@ export function buildInput(task) {
   if (kind === "conversation") {
     const text = textArea(ex?.text, 2);
     const history = { past_user_inputs: [], generated_responses: [] };
+    // The turns so far, shown as they are sent along with the next message.
+    const log = h("ol", { class: "chat-log", "aria-label": "Conversation so far", hidden: true });
     return {
-      root: h("div", {}, field("Your message", text, "The conversation so far is sent along.")),
+      root: h("div", {}, log, field("Your message", text, "The conversation so far is sent along.")),
       read: async () => {
         const t = need(text.value, "The message");
         const inputs = { text: t, ...structuredClone(history) };
-        return { inputs, view: { text: t }, args: [py(t)] };
+        const args = [py(t)];
+        if (history.past_user_inputs.length) {
+          args.push(`generated_responses=${py(history.generated_responses)}`,
+            `past_user_inputs=${py(history.past_user_inputs)}`);
+        }
+        return { inputs, view: { text: t }, args };
       },
       remember(answer, sent) {
+        const reply = answer?.generated_text ?? "";
         history.past_user_inputs.push(sent.text);
-        history.generated_responses.push(answer?.generated_text ?? "");
+        history.generated_responses.push(reply);
+        log.append(h("li", { class: "user" }, sent.text), h("li", { class: "assistant" }, reply));
+        log.hidden = false;
+        text.value = "";
       },
     };
   }

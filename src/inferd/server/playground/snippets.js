@@ -43,10 +43,14 @@ export function curl(url, body, { file, fileKey, accept, out } = {}) {
 
 // Parameters whose Python argument has another name than on the wire.
 const PY_NAMES = { candidate_labels: "labels" };
+// Methods that take their parameters as one dict (v0.21's signature), not one argument each.
+const DICT_PARAMETERS = new Set(["conversational"]);
 
 export function python(taskId, model, args, parameters, { out, after } = {}) {
   const method = taskId.replaceAll("-", "_");
-  const kwargs = Object.entries(parameters).map(([k, v]) => `${PY_NAMES[k] || k}=${py(v)}`);
+  const kwargs = DICT_PARAMETERS.has(taskId)
+    ? (Object.keys(parameters).length ? [`parameters=${py(parameters)}`] : [])
+    : Object.entries(parameters).map(([k, v]) => `${PY_NAMES[k] || k}=${py(v)}`);
   const call = `client.${method}(${[...args, `model=${py(model)}`, ...kwargs].join(", ")})`;
   const lines = [
     "from inferd import InferenceClient  # or: from huggingface_hub import InferenceClient",

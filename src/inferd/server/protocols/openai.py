@@ -232,40 +232,43 @@ async def run_generation(
     handle = await unless_disconnected(
         request, state.engine.generator(model_id, wait_for_model=wait), timeout
     )
-    runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
-    if "_logprobs" in handle.model.supported_parameters:  # a runtime that can skip per-token logprobs
-        runtime["_logprobs"] = logprobs
-    if isinstance(prompt, str):
-        text = prompt
-    else:
-        try:
-            text = await run_in_threadpool(prompt, handle.model)
-        except InputError as exc:
-            raise bad(str(exc), prompt_param) from None
-    stop = runtime.get("stop") or ()
-
-    async def prompt_tokens() -> int:
-        return int(await run_in_threadpool(handle.model.count_tokens, text))
-
-    if not stream:
-        gen: Generation = await unless_disconnected(request, handle.generate(text, runtime), timeout)
-        obs.generated_tokens = len(gen.tokens)
-        out = answer(gen, stop=stop)
-        out["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
-        return JSONResponse(out, headers=obs.headers(state.settings.compute_type))
-    steps = handle.stream(text, runtime).__aiter__()
     try:
-        first = await unless_disconnected(request, anext(steps), timeout)
-    except StopAsyncIteration:
-        raise ServerError("The model generated nothing.", "incomplete_generation") from None
-    except BaseException:
-        await close_quietly(steps)
-        raise
-    chunks = encoder(stop=stop, include_usage=include_usage(body))
-    headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
-    return _ObservedStream(
-        _events(first, steps, chunks, obs, prompt_tokens), media_type="text/event-stream", headers=headers
-    )
+        runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
+        if "_logprobs" in handle.model.supported_parameters:  # a runtime that can skip per-token logprobs
+            runtime["_logprobs"] = logprobs
+        if isinstance(prompt, str):
+            text = prompt
+        else:
+            try:
+                text = await run_in_threadpool(prompt, handle.model)
+            except InputError as exc:
+                raise bad(str(exc), prompt_param) from None
+        stop = runtime.get("stop") or ()
+
+        async def prompt_tokens() -> int:
+            return int(await run_in_threadpool(handle.model.count_tokens, text))
+
+        if not stream:
+            gen: Generation = await unless_disconnected(request, handle.generate(text, runtime), timeout)
+            obs.generated_tokens = len(gen.tokens)
+            out = answer(gen, stop=stop)
+            out["usage"] = wire.usage(gen.prompt_tokens or await prompt_tokens(), len(gen.tokens))
+            return JSONResponse(out, headers=obs.headers(state.settings.compute_type))
+        steps = handle.stream(text, runtime).__aiter__()
+        try:
+            first = await unless_disconnected(request, anext(steps), timeout)
+        except StopAsyncIteration:
+            raise ServerError("The model generated nothing.", "incomplete_generation") from None
+        except BaseException:
+            await close_quietly(steps)
+            raise
+        chunks = encoder(stop=stop, include_usage=include_usage(body))
+        headers = {**obs.headers(state.settings.compute_type), "X-Accel-Buffering": "no"}
+        return _ObservedStream(
+            _events(first, steps, chunks, obs, prompt_tokens), media_type="text/event-stream", headers=headers
+        )
+    finally:
+        handle.close()  # generate() or stream() holds the model from here on
 
 
 @endpoint(protocol="openai")

@@ -159,54 +159,59 @@ async def run(
     handle = await unless_disconnected(
         request, state.engine.generator(model_id, wait_for_model=wait), state.settings.request_timeout_s
     )
-    runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
-    params.setdefault("return_full_text", default_full_text)
-    if not stream and "_logprobs" in handle.model.supported_parameters:  # stream events always carry logprobs
-        runtime["_logprobs"] = bool(params.get("details"))
-    if not stream:
-        try:
-            gen = await unless_disconnected(
-                request, handle.generate(prompt, runtime), state.settings.request_timeout_s
+    try:
+        runtime = for_runtime(params, frozenset(handle.model.supported_parameters))
+        params.setdefault("return_full_text", default_full_text)
+        if (
+            not stream and "_logprobs" in handle.model.supported_parameters
+        ):  # stream events always carry logprobs
+            runtime["_logprobs"] = bool(params.get("details"))
+        if not stream:
+            try:
+                gen = await unless_disconnected(
+                    request, handle.generate(prompt, runtime), state.settings.request_timeout_s
+                )
+            except InputError as exc:
+                raise ServerError(str(exc), "validation") from None
+            obs.generated_tokens = len(gen.tokens)
+            body = wire.generate_response(
+                gen,
+                prompt=prompt,
+                return_full_text=bool(params["return_full_text"]),
+                details=bool(params.get("details")),
+                seed=params.get("seed"),
             )
+            headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
+            headers.update(
+                {"x-prompt-tokens": str(gen.prompt_tokens), "x-generated-tokens": str(len(gen.tokens))}
+            )
+            return JSONResponse([body] if wrap_list else body, headers=headers)
+        steps = handle.stream(prompt, runtime).__aiter__()
+        try:
+            first = await unless_disconnected(request, anext(steps), state.settings.request_timeout_s)
+        except StopAsyncIteration:
+            raise ServerError("The model generated nothing.", "incomplete_generation") from None
         except InputError as exc:
             raise ServerError(str(exc), "validation") from None
-        obs.generated_tokens = len(gen.tokens)
-        body = wire.generate_response(
-            gen,
+        except BaseException:
+            await close_quietly(steps)
+            raise
+        headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
+        headers["X-Accel-Buffering"] = "no"
+        encoder = wire.StreamEncoder(
             prompt=prompt,
             return_full_text=bool(params["return_full_text"]),
             details=bool(params.get("details")),
             seed=params.get("seed"),
         )
-        headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
-        headers.update(
-            {"x-prompt-tokens": str(gen.prompt_tokens), "x-generated-tokens": str(len(gen.tokens))}
-        )
-        return JSONResponse([body] if wrap_list else body, headers=headers)
-    steps = handle.stream(prompt, runtime).__aiter__()
-    try:
-        first = await unless_disconnected(request, anext(steps), state.settings.request_timeout_s)
-    except StopAsyncIteration:
-        raise ServerError("The model generated nothing.", "incomplete_generation") from None
-    except InputError as exc:
-        raise ServerError(str(exc), "validation") from None
-    except BaseException:
-        await close_quietly(steps)
-        raise
-    headers = {**obs.headers(state.settings.compute_type), "x-compute-characters": str(len(prompt))}
-    headers["X-Accel-Buffering"] = "no"
-    encoder = wire.StreamEncoder(
-        prompt=prompt,
-        return_full_text=bool(params["return_full_text"]),
-        details=bool(params.get("details")),
-        seed=params.get("seed"),
-    )
 
-    async def input_length() -> int:
-        return int(await run_in_threadpool(handle.model.count_tokens, prompt))
+        async def input_length() -> int:
+            return int(await run_in_threadpool(handle.model.count_tokens, prompt))
 
-    events = _events(first, steps, encoder, obs, input_length)
-    return _ObservedStream(events, media_type="text/event-stream", headers=headers)
+        events = _events(first, steps, encoder, obs, input_length)
+        return _ObservedStream(events, media_type="text/event-stream", headers=headers)
+    finally:
+        handle.close()  # generate() or stream() holds the model from here on
 
 
 async def compat(
