@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         operations = sum(len(item) for item in schema["paths"].values())
         extra = ["--max-time", str(args.max_time)] if args.max_time else []
         extra += ["--request-timeout", str(args.request_timeout + 30)]
+        # `--checks all` holds answers to 10 s by default; a long generation may take up to the server's timeout.
+        extra += ["--max-response-time", str(args.request_timeout)]
         t0 = time.monotonic()
         run = schemathesis_run(
             base, seed=args.seed, max_examples=args.max_examples, phases=args.phases, workers=args.workers,

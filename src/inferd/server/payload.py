@@ -104,7 +104,8 @@ def _nul(where: str) -> ServerError:
 
 
 def check_json(value: Any) -> None:
-    """400 for JSON nested deeper than MAX_JSON_DEPTH, or holding a NUL character in a string or key.
+    """400 for JSON nested deeper than MAX_JSON_DEPTH, or holding a NUL character in a string value. (Keys are
+    names, never text a model's C library reads: a NUL there is left to the field checks.)
 
     Iterative, so that checking a deep body cannot itself overflow the stack; deep bodies otherwise reached
     code that recurses (1,000 levels of `parameters` made the engine's json.dumps raise RecursionError: 500).
@@ -128,8 +129,6 @@ def check_json(value: Any) -> None:
                 f"(at `{where}`); this server takes at most {MAX_JSON_DEPTH}."
             )
         for key, child in items:
-            if isinstance(key, str) and "\x00" in key:
-                raise _nul(f"{where}.<key>" if where else "<key>")
             if isinstance(child, (dict, list, str)):
                 path = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else key)
                 stack.append((child, depth + 1, path))
