@@ -71,7 +71,7 @@ def bench_denoise(seconds: list[float], repeats: int) -> tuple[list[dict[str, An
                     "audio_s": duration,
                     "compute_s": round(t, 3),
                     "s_per_audio_s": round(t / duration, 4),
-                    "frame_loop_share": round(lp / t, 2),
+                    "frame_loop_share": round(min(1.0, lp / t), 2),
                     "resample_share": round(max(0.0, t - lp) / t, 2),
                 }
             )
@@ -166,7 +166,7 @@ def bench_upscale(sizes: list[int], repeats: int) -> tuple[list[dict[str, Any]],
                 }
             )
     model.close()
-    biggest = max(rows, key=lambda r: (r["input"], r["scale"]))
+    biggest = max(rows, key=lambda r: (int(r["input"].split("x")[0]), r["scale"]))
     note = (
         f"upscale: {biggest['s_per_image']} s for a {biggest['input']} image at x{biggest['scale']} "
         f"({biggest['tiles']} tiles); the network takes about {biggest['network_share']:.0%} of it (DAT's "

@@ -171,7 +171,9 @@ def tour(url: str) -> int:
         ),
         (
             "translation",
-            lambda: client.translation("My name is Wolfgang and I live in Berlin.", src_lang="en", tgt_lang="pt"),
+            lambda: client.translation(
+                "My name is Wolfgang and I live in Berlin.", src_lang="en", tgt_lang="pt"
+            ),
         ),
         ("text-to-speech", text_to_speech),
         ("automatic-speech-recognition", lambda: client.automatic_speech_recognition(speech["audio"])),
@@ -201,7 +203,10 @@ def tour(url: str) -> int:
         if model is None:
             print(f"- {task:<30} no model installed for this task (skipped)")
             continue
-        if task in ("automatic-speech-recognition", "audio-classification", "audio-to-audio") and "audio" not in speech:
+        if (
+            task in ("automatic-speech-recognition", "audio-classification", "audio-to-audio")
+            and "audio" not in speech
+        ):
             print(f"- {task:<30} needs the text-to-speech output (skipped)")
             continue
         started = time.perf_counter()

@@ -152,7 +152,9 @@ def test_text_to_image_without_a_model_says_how_to_add_a_diffusers_folder(client
     assert "inferd serve --config models.toml" in message and "model_index.json" in message
     # The snippet in the message is a models.toml entry as it stands: TOML that names the diffusers backend.
     snippet = "\n".join(
-        line.strip() for line in message.splitlines() if re.match(r"\s+(\[models\.|tasks|backend|source)", line)
+        line.strip()
+        for line in message.splitlines()
+        if re.match(r"\s+(\[models\.|tasks|backend|source)", line)
     )
     entry = tomllib.loads(snippet)["models"]["my-org/my-model"]
     assert entry["backend"] == "diffusers" and entry["tasks"] == ["text-to-image"]

@@ -64,7 +64,9 @@ def target_size(value: Any) -> tuple[int, int] | None:
     try:
         width, height = int(value["width"]), int(value["height"])
     except (KeyError, TypeError, ValueError):
-        raise InputError("Parameter `target_size` must be {'width': w, 'height': h} with whole numbers.") from None
+        raise InputError(
+            "Parameter `target_size` must be {'width': w, 'height': h} with whole numbers."
+        ) from None
     if not (1 <= width <= 8192 and 1 <= height <= 8192):
         raise InputError(f"Parameter `target_size` must be 1 to 8192 pixels a side, got {width} x {height}.")
     return width, height

@@ -61,7 +61,9 @@ def direction(parameters: Mapping[str, Any], default: str) -> str:
     if tgt is None:
         tgt = "pt" if src == "en" else "en"
     if src == tgt:
-        raise InputError(f"`src_lang` and `tgt_lang` are the same language ({src}); pairs served: en-pt, pt-en.")
+        raise InputError(
+            f"`src_lang` and `tgt_lang` are the same language ({src}); pairs served: en-pt, pt-en."
+        )
     return f"{src}-{tgt}"
 
 
@@ -105,7 +107,9 @@ class FastTranslateModel(Model):
             if not isinstance(text, str) or not text.strip():
                 raise InputError("translation takes a non-empty string.")
             if len(text) > MAX_CHARACTERS:
-                raise InputError(f"The text has {len(text)} characters; this model takes at most {MAX_CHARACTERS}.")
+                raise InputError(
+                    f"The text has {len(text)} characters; this model takes at most {MAX_CHARACTERS}."
+                )
             check_cancelled()
             out.append({"translation_text": self.translate(text, name)})
         return out
