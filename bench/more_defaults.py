@@ -7,8 +7,8 @@
   resampling) and 16 kHz (resampled in and out), split into resampling and the frame loop (ctypes calls into
   libDF, 10 ms per frame).
 - translate (Bergamot tiny en<->pt): seconds per sentence, the first call of a direction (loads it) apart.
-- upscale (DAT-light): seconds per image by input size and scale, and per 128 px tile; the share spent
-  outside the network (tensor conversion, stitching).
+- upscale (DAT-light): seconds per image by input size and scale, and per tile; the share spent outside the
+  network (tensor conversion, stitching).
 Writes bench/results/more_defaults.json.
 """
 
@@ -148,13 +148,13 @@ def bench_upscale(sizes: list[int], repeats: int) -> tuple[list[dict[str, Any]],
                 t0 = time.perf_counter()
                 model.upscale(image, scale)
                 times.append(time.perf_counter() - t0)
-                x = torch.rand(1, 3, min(size, 128), min(size, 128))
+                x = torch.rand(1, 3, min(size, model.tile), min(size, model.tile))
                 t1 = time.perf_counter()
                 with torch.inference_mode():
                     model.network(scale)(x)
                 net.append(time.perf_counter() - t1)
             t = statistics.median(times)
-            tiles = len(spans(size, 128)) ** 2
+            tiles = len(spans(size, model.tile)) ** 2
             rows.append(
                 {
                     "scale": scale,
@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("denoise", "translate", "upscale"), action="append")
     parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 8.0, 30.0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     chosen = args.only or ["denoise", "translate", "upscale"]

@@ -7,11 +7,13 @@ only), from the folder the catalogue verified (sha256). The package is installed
 pins numpy < 2 and pillow < 11, yet it runs on current ones; it needs `einops` (listed in `models-upscale`).
 
 Per input: the RGB image `scale` times larger (x2 unless `target_size` asks for more: then the smallest of x2,
-x3, x4 that reaches it, and the result is resized to exactly `target_size`). Alpha is dropped. The image runs in
-overlapping tiles (`tile` px, default 128, 16 px of overlap), so memory stays flat and a client that leaves stops
-the work between tiles. Inputs are capped at `max_input_pixels` (default 512 x 512): DAT is a transformer and on
-two CPU cores takes about 3 s per 64 x 64 tile (bench/upscale.py). `prompt`, `strength` and the diffusion
-parameters mean nothing to an upscaler and answer a 4xx.
+x3, x4 that reaches it, and the result is resized to exactly `target_size`). Alpha is dropped. A long image runs in
+overlapping tiles (`tile` px a side, default 256, 16 px of overlap), so memory stays flat and a client that leaves
+stops the work between tiles; overlaps cost time (9 tiles of 128 px for a 256 px square took 2.3x its area), so
+tiles are as large as the cap allows. Inputs are capped at `max_input_pixels` (default 256 x 256): DAT is a
+transformer, and on two busy cores it takes about 0.6 ms per input pixel (10 s for 128 x 128;
+bench/more_defaults.py), whatever the scale. `prompt`, `strength` and the diffusion parameters mean nothing to
+an upscaler and answer a 4xx.
 
 Entry options: `scales` (["2", "4"]: the checkpoints offered), `tile`, `max_input_pixels`, `threads` (torch
 intra-op threads, 0: torch's default).
@@ -87,7 +89,7 @@ class DatUpscaleModel(Model):
     def __init__(self, folder: Path, scales: Sequence[int], tile: int, max_pixels: int, threads: int) -> None:
         self._folder = folder
         self.scales = tuple(sorted(scales))
-        self._tile = tile
+        self.tile = tile
         self._max_pixels = max_pixels
         self._threads = threads
         self._networks: dict[int, Any] = {}
@@ -123,7 +125,7 @@ class DatUpscaleModel(Model):
         height, width = rgb.shape[:2]
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
         out = torch.zeros((3, height * scale, width * scale))
-        ys, xs = spans(height, self._tile), spans(width, self._tile)
+        ys, xs = spans(height, self.tile), spans(width, self.tile)
         with torch.inference_mode():
             for y0, y1 in ys:
                 for x0, x1 in xs:
@@ -186,14 +188,18 @@ class DatUpscaleBackend(Backend):
         for scale in scales:
             if not (folder / checkpoint_file(scale)).is_file():
                 raise RuntimeError(f"{folder / checkpoint_file(scale)} is missing.")
+        tile = int(entry.options.get("tile", 256))
+        if tile < 64 or tile % 32:
+            # DAT pads its input to whole 32 px windows, and the seams need 2 x 16 px of overlap.
+            raise RuntimeError(f"tile must be a multiple of 32 and at least 64, got {tile}.")
         threads = int(entry.options.get("threads", 0))
         if threads > 0:
             torch.set_num_threads(threads)
         model = DatUpscaleModel(
             folder,
             scales,
-            int(entry.options.get("tile", 128)),
-            int(entry.options.get("max_input_pixels", 512 * 512)),
+            tile,
+            int(entry.options.get("max_input_pixels", 256 * 256)),
             threads,
         )
         model.network(scales[0])  # the first scale now: a bad checkpoint fails the load, not a request

