@@ -78,6 +78,10 @@ class DeepFilterNetModel(Model):
             raise RuntimeError(f"DeepFilterNet could not load {self._model_path}.")
         return int(state)
 
+    def wait_prepared(self) -> None:
+        """Block until the next clip's fresh state exists (for measurements: it is made in the background)."""
+        self._next.result()
+
     def denoise(self, samples: np.ndarray) -> np.ndarray:
         """48 kHz mono float32 in, the same length out, from a fresh state (see __init__)."""
         frame = self.frame
