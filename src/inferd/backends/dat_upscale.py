@@ -11,12 +11,12 @@ x3, x4 that reaches it, and the result is resized to exactly `target_size`). Alp
 overlapping tiles (`tile` px a side, default 256, 16 px of overlap), so memory stays flat and a client that leaves
 stops the work between tiles; overlaps cost time (9 tiles of 128 px for a 256 px square took 2.3x its area), so
 tiles are as large as the cap allows. Inputs are capped at `max_input_pixels` (default 256 x 256): DAT is a
-transformer, and on two busy cores it takes about 0.6 ms per input pixel (10 s for 128 x 128;
-bench/more_defaults.py), whatever the scale. `prompt`, `strength` and the diffusion parameters mean nothing to
+transformer: on one thread of these shared cores it took 0.3 to 0.6 s for 64 x 64, 2.5 s for 128 x 128 and
+13 s for 256 x 256 (bench/more_defaults.py), about the same at x2 and x4. `prompt`, `strength` and the diffusion parameters mean nothing to
 an upscaler and answer a 4xx.
 
-Entry options: `scales` (["2", "4"]: the checkpoints offered), `tile`, `max_input_pixels`, `threads` (torch
-intra-op threads, 0: torch's default).
+Entry options: `scales` ([2, 4]: the checkpoints offered), `tile`, `max_input_pixels`, `threads` (torch
+intra-op threads; default half the usable cores).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import Backend, InputError, Model, check_cancelled
+from .efficientnet import usable_cpus
 
 if TYPE_CHECKING:
     from ..catalogue import ModelEntry
@@ -192,8 +193,10 @@ class DatUpscaleBackend(Backend):
         if tile < 64 or tile % 32:
             # DAT pads its input to whole 32 px windows, and the seams need 2 x 16 px of overlap.
             raise RuntimeError(f"tile must be a multiple of 32 and at least 64, got {tile}.")
-        threads = int(entry.options.get("threads", 0))
-        if threads > 0:
+        # Half the cores (1 on 2), as the other torch defaults: spinning OpenMP workers on shared cores slowed a
+        # 64 px upscale from 0.3 s to 5 s when other processes ran (bench/more_defaults.py).
+        threads = int(entry.options.get("threads") or max(1, usable_cpus() // 2))
+        if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         model = DatUpscaleModel(
             folder,
