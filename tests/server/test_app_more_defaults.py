@@ -7,6 +7,7 @@ as a models.toml snippet that parses.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import re
@@ -136,12 +137,22 @@ def test_super_resolution_beats_bicubic_on_a_downscaled_photo(client):
     assert client.image_to_image(tiny, target_size={"width": 30, "height": 20}).size == (30, 20)
 
 
-def test_super_resolution_refuses_a_prompt_naming_it(client):
+def png(size: tuple[int, int]) -> bytes:
     from PIL import Image
 
-    with pytest.raises(Exception, match="prompt") as caught:
-        client.image_to_image(Image.new("RGB", (16, 16)), prompt="make it a painting")
-    assert "400" in str(caught.value) or "not supported" in str(caught.value)
+    out = io.BytesIO()
+    Image.new("RGB", size, "orange").save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_super_resolution_refuses_a_prompt_and_too_big_images_naming_them(base_url):
+    url = f"{base_url}/models/zhengchen1999/dat-light"
+    body = {"inputs": base64.b64encode(png((16, 16))).decode(), "parameters": {"prompt": "a painting"}}
+    with_prompt = httpx.post(url, json=body, timeout=30)
+    too_big = httpx.post(url, content=png((300, 300)), timeout=30)
+    assert with_prompt.status_code == 422 and "prompt" in with_prompt.json()["error"]
+    assert too_big.status_code == 422 and "300 x 300" in too_big.json()["error"]
+    assert "65,536 pixels" in too_big.json()["error"]
 
 
 def test_text_to_image_without_a_model_says_how_to_add_a_diffusers_folder(client):
