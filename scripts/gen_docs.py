@@ -83,7 +83,7 @@ def render() -> str:
                 "none installed: configure one for the `transformers` backend (a local folder or a hub id)"
             )
         else:
-            model = "none installed, and no backend of inferd's serves it yet (diffusers-style models)"
+            model = "none installed (see its module in src/inferd/catalogue/ for the package to install)"
         lines.append(f"| `{name}` | {task.input_kind.value} | {model} | `{task.python_name}()` |")
     lines += ["", "## Parameters", ""]
     for name, task in sorted(TASKS.items()):

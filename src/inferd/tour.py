@@ -2,8 +2,8 @@
 
     python -m inferd.tour [--port 8080] [--no-wait]
 
-Each call goes through `inferd.InferenceClient`, as a user's code would. The speech and the segmentation mask
-are saved under ./tour-output/. The server keeps running until Ctrl-C (or exits at once with --no-wait).
+Each call goes through `inferd.InferenceClient`, as a user's code would. The speech (and its noisy and denoised
+versions), the segmentation mask and the upscaled face are saved under ./tour-output/. The server keeps running until Ctrl-C (or exits at once with --no-wait).
 """
 
 from __future__ import annotations
@@ -110,6 +110,32 @@ def tour(url: str) -> int:
             {"label": s["label"], "score": s["score"], "mask": f"-> {OUT / 'mask.png'}"} for s in segments[:1]
         ]
 
+    def audio_to_audio() -> Any:
+        import io
+
+        import numpy as np
+        import soundfile as sf
+
+        # The tour's own speech with white noise at 5 dB SNR, then denoised: both saved to listen to.
+        clean, rate = sf.read(io.BytesIO(speech["audio"]), dtype="float32")
+        noise = np.random.default_rng(0).standard_normal(clean.size).astype(np.float32)
+        noise *= np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10**0.5)
+        sf.write(OUT / "noisy.flac", np.clip(clean + noise, -1, 1), rate)
+        tracks = client.audio_to_audio(OUT / "noisy.flac")
+        (OUT / "denoised.flac").write_bytes(tracks[0]["blob"])
+        return [
+            {"label": t["label"], "content-type": t["content-type"], "blob": f"-> {OUT / 'denoised.flac'}"}
+            for t in tracks
+        ]
+
+    def image_to_image() -> Any:
+        # The astronaut's face at 64 x 64, upscaled x2 by the super-resolution model.
+        face = astronaut.crop((192, 64, 320, 192)).resize((64, 64))
+        face.save(OUT / "face-64.png")
+        upscaled = client.image_to_image(face)
+        upscaled.save(OUT / "face-128.png")
+        return f"{face.size} -> {upscaled.size} -> {OUT / 'face-128.png'}"
+
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("text-classification", lambda: client.text_classification("I love this movie!")),
         (
@@ -143,13 +169,21 @@ def tour(url: str) -> int:
                 context="The Eiffel Tower was completed in 1889.",
             ),
         ),
+        (
+            "translation",
+            lambda: client.translation(
+                "My name is Wolfgang and I live in Berlin.", src_lang="en", tgt_lang="pt"
+            ),
+        ),
         ("text-to-speech", text_to_speech),
         ("automatic-speech-recognition", lambda: client.automatic_speech_recognition(speech["audio"])),
         ("audio-classification", lambda: client.audio_classification(speech["audio"])),
+        ("audio-to-audio", audio_to_audio),
         ("image-classification", lambda: client.image_classification(photo)[:3]),
         ("object-detection", lambda: client.object_detection(camera)[:3]),
         ("image-segmentation", image_segmentation),
         ("image-to-text", lambda: client.image_to_text(_text_image("Invoice 4521: total 42 EUR"))),
+        ("image-to-image", image_to_image),
         (
             "tabular-classification",
             lambda: client.tabular_classification(
@@ -169,7 +203,10 @@ def tour(url: str) -> int:
         if model is None:
             print(f"- {task:<30} no model installed for this task (skipped)")
             continue
-        if task in ("automatic-speech-recognition", "audio-classification") and "audio" not in speech:
+        if (
+            task in ("automatic-speech-recognition", "audio-classification", "audio-to-audio")
+            and "audio" not in speech
+        ):
             print(f"- {task:<30} needs the text-to-speech output (skipped)")
             continue
         started = time.perf_counter()

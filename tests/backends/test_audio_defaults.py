@@ -110,6 +110,7 @@ def test_one_default_per_task_and_tts_follows_what_is_installed():
         for task in entry.default_for:
             defaults.setdefault(task, []).append(entry.backend)
     assert defaults[ASR] == ["faster-whisper"] and defaults[VAD] == ["silero-vad"]
+    assert defaults["audio-to-audio"] == ["deepfilternet"]
     assert defaults[TTS] == (["piper"] if catalogue.piper_installed() else ["flite"])
     assert all(e.name and e.license for e in catalogue.ENTRIES)
 
@@ -117,10 +118,11 @@ def test_one_default_per_task_and_tts_follows_what_is_installed():
 @pytest.mark.parametrize(
     ("piper", "flite", "backends", "tts_default"),
     [
-        (True, True, ["faster-whisper", "piper", "flite", "silero-vad"], "piper"),
-        (True, False, ["faster-whisper", "piper", "silero-vad"], "piper"),
-        (False, True, ["faster-whisper", "flite", "silero-vad"], "flite"),
-        (False, False, ["faster-whisper", "flite", "silero-vad"], "flite"),  # listed, so --check says missing
+        (True, True, ["faster-whisper", "piper", "flite", "silero-vad", "deepfilternet"], "piper"),
+        (True, False, ["faster-whisper", "piper", "silero-vad", "deepfilternet"], "piper"),
+        (False, True, ["faster-whisper", "flite", "silero-vad", "deepfilternet"], "flite"),
+        # flite listed even when missing, so --check says so
+        (False, False, ["faster-whisper", "flite", "silero-vad", "deepfilternet"], "flite"),
     ],
 )
 def test_tts_entries_follow_what_is_installed(piper, flite, backends, tts_default):

