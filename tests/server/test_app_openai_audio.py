@@ -91,6 +91,16 @@ def test_transcription_formats(client, spoken):
     )
     assert "fox" in verbose.text.lower() and verbose.duration > 1.0
     assert verbose.segments and verbose.segments[-1].end <= verbose.duration + 0.5
+    both = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=file,
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    spoken_words = [w.word.lower().strip(".,") for w in both.words]
+    assert "fox" in spoken_words and both.segments, both
+    starts = [w.start for w in both.words]
+    assert starts == sorted(starts) and all(w.start <= w.end <= both.duration + 0.5 for w in both.words)
     prompted = client.audio.transcriptions.create(model="whisper-1", file=file, prompt="Foxes and dogs.")
     assert "dog" in prompted.text.lower()
 
@@ -121,13 +131,15 @@ def test_bad_fields_are_4xx_naming_them(client, spoken):
             model="whisper-1",
             file=("a.wav", spoken),
             response_format="verbose_json",
-            timestamp_granularities=["word"],
+            timestamp_granularities=["character"],  # type: ignore[list-item]
         ),
         lambda: client.audio.transcriptions.create(model="whisper-1", file=("a.wav", spoken), language="fr"),
         lambda: client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"not audio")),
     ]
     for call, field in zip(
-        cases, ["response_format", "speed", "speaker", "Word timestamps", "language", "file"], strict=True
+        cases,
+        ["response_format", "speed", "speaker", "timestamp_granularities", "language", "file"],
+        strict=True,
     ):
         with pytest.raises(APIStatusError, match=field) as caught:
             call()

@@ -127,6 +127,14 @@ def test_openai_sdk_first_calls_without_retries_and_the_old_client(tmp_path):
         vectors = client.embeddings.create(model=EMBEDDER, input="hello")
         assert len(vectors.data[0].embedding) == 384
         assert client.completions.create(model=LLM, prompt="The sky is", max_tokens=3).choices[0].text
+        # The speech routes, on the cold default voice and speech recogniser.
+        tts, asr = served["text-to-speech"], served["automatic-speech-recognition"]
+        assert not loaded(url, tts) and not loaded(url, asr)
+        speech = client.audio.speech.create(
+            model="tts-1", voice="alloy", input="Hello.", response_format="wav"
+        )
+        heard = client.audio.transcriptions.create(model="whisper-1", file=("hello.wav", speech.read()))
+        assert isinstance(heard.text, str)
 
         # huggingface_hub 0.36 (the venv's), on models still cold.
         old = InferenceClient()

@@ -56,7 +56,11 @@ class FasterWhisperModel(Model):
         if task != TASK:
             raise InputError(f"This model serves {TASK}, not {task}.")
         kwargs = self._transcribe_kwargs(parameters)
-        timestamps = bool(parameters.get("return_timestamps", False))
+        # "word" (transformers' value for it; the OpenAI route asks for it): segments and each word's times.
+        words = parameters.get("return_timestamps") == "word"
+        if words:
+            kwargs["word_timestamps"] = True
+        timestamps = words or bool(parameters.get("return_timestamps", False))
         return [self._one(audio, kwargs, timestamps) for audio in inputs]
 
     def _transcribe_kwargs(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +116,12 @@ class FasterWhisperModel(Model):
             result["chunks"] = [
                 {"text": s.text.strip(), "timestamp": [round(float(s.start), 2), round(float(s.end), 2)]}
                 for s in segments
+            ]
+        if kwargs.get("word_timestamps"):
+            result["words"] = [
+                {"word": w.word.strip(), "start": round(float(w.start), 2), "end": round(float(w.end), 2)}
+                for s in segments
+                for w in (s.words or ())
             ]
         return result
 

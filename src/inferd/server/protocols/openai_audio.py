@@ -8,7 +8,8 @@ placeholders mean the server's default automatic-speech-recognition / text-to-sp
 
 Transcriptions take a multipart body (`file`, `model`, `language`, `prompt`, `response_format` json / text /
 srt / vtt / verbose_json, `timestamp_granularities[]` segment, `temperature`). Segment times come from the
-model's timestamps (`return_timestamps`); word times are not available and are refused with a 400.
+model's timestamps (`return_timestamps`); word times (`timestamp_granularities` `word`) from models whose engine
+has them (faster-whisper), a 400 naming the field from others.
 `language` is reported as sent (or "und", undetermined: the models here do not report what they detected).
 
 Speech takes JSON (`input`, `voice`, `response_format` mp3 / wav / flac / opus / pcm, `speed` 1.0). OpenAI's
@@ -40,6 +41,7 @@ from ..media_limits import decode_audio
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from .openai import bad, json_body
 from .openai_captions import srt, vtt
 
@@ -134,14 +136,8 @@ def transcription_request(fields: Mapping[str, Any]) -> tuple[bytes, str, dict[s
         raise bad(f"`response_format` must be one of {list(TRANSCRIPTION_FORMATS)}.", "response_format")
     granularities = fields.get("timestamp_granularities", [])
     granularities = [granularities] if isinstance(granularities, str) else granularities
-    if "word" in granularities:
-        raise bad(
-            "Word timestamps are not available on this server; ask for `timestamp_granularities: "
-            '["segment"]`.',
-            "timestamp_granularities",
-        )
-    if any(g != "segment" for g in granularities):
-        raise bad('`timestamp_granularities` may hold only "segment".', "timestamp_granularities")
+    if any(g not in ("segment", "word") for g in granularities):
+        raise bad('`timestamp_granularities` may hold "segment" and "word".', "timestamp_granularities")
     if granularities and response_format != "verbose_json":
         raise bad(
             '`timestamp_granularities` needs `response_format: "verbose_json"`.', "timestamp_granularities"
@@ -160,7 +156,7 @@ def transcription_request(fields: Mapping[str, Any]) -> tuple[bytes, str, dict[s
         if degrees != 0:  # passed on: a model that cannot sample says so
             params["generate_parameters"] = {"temperature": degrees}
     if response_format in ("srt", "vtt", "verbose_json"):
-        params["return_timestamps"] = True
+        params["return_timestamps"] = "word" if "word" in granularities else True
     return audio, response_format, params
 
 
@@ -191,7 +187,7 @@ async def transcriptions(request: Request, state: AppState, obs: Observation) ->
     obs.model, obs.task = model_id, ASR
     data, response_format, params = transcription_request(fields)
     audio: Audio = await run_in_threadpool(decode_audio, data, "file", state.settings.media_limits)
-    work = state.engine.predict(model_id, ASR, [audio], params)
+    work = state.engine.predict(model_id, ASR, [audio], params, wait_for_model=waits_for_model(request))
     [result] = await unless_disconnected(request, work, state.settings.request_timeout_s)
     text = str(result.get("text", "")).strip()
     headers = obs.headers(state.settings.compute_type)
@@ -210,6 +206,12 @@ async def transcriptions(request: Request, state: AppState, obs: Observation) ->
             "text": text,
             "segments": _segments(result),
         }
+        if params["return_timestamps"] == "word":
+            if "words" not in result:  # a model whose engine has no word times (only faster-whisper's has)
+                raise bad(
+                    f"Model {model_id} gives no word timestamps; ask for segments.", "timestamp_granularities"
+                )
+            answer["words"] = result["words"]
     return JSONResponse(answer, headers=headers)
 
 
@@ -267,7 +269,7 @@ async def speech(request: Request, state: AppState, obs: Observation) -> Respons
     model_id = _model(request, state, body.get("model"), TTS)
     obs.model, obs.task = model_id, TTS
     text, response_format, params = speech_request(body)
-    work = state.engine.predict(model_id, TTS, [text], params)
+    work = state.engine.predict(model_id, TTS, [text], params, wait_for_model=waits_for_model(request))
     [audio] = await unless_disconnected(request, work, state.settings.request_timeout_s)
     data = await run_in_threadpool(encode_speech, audio, response_format)
     headers = obs.headers(state.settings.compute_type)

@@ -31,6 +31,7 @@ from ..limits import unless_disconnected
 from ..metrics import Observation
 from ..respond import JSONResponse
 from ..state import AppState, endpoint
+from ..waiting import waits_for_model
 from .openai import bad, json_body, model_for
 
 TASK = "text-to-image"
@@ -95,8 +96,7 @@ async def generations(request: Request, state: AppState, obs: Observation) -> Re
     model_id = model_for(request, state, body, (TASK,), "text-to-image")
     obs.model, obs.task = model_id, TASK
     prompt, n, params = parameters_of(body)
-    wait = request.headers.get("x-wait-for-model", "").lower() in ("1", "true", "yes")
-    work = state.engine.predict(model_id, TASK, [prompt] * n, params, wait_for_model=wait)
+    work = state.engine.predict(model_id, TASK, [prompt] * n, params, wait_for_model=waits_for_model(request))
     images = await unless_disconnected(request, work, state.settings.request_timeout_s)
     encoded = await run_in_threadpool(lambda: [_png_b64(image) for image in images])
     answer = {"created": int(time.time()), "data": [{"b64_json": b64} for b64 in encoded]}
