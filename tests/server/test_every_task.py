@@ -310,6 +310,7 @@ def test_the_make_run_tour_calls_every_task_the_server_has_a_default_for(
         "text-generation",
         "summarization",
         "question-answering",
+        "translation",
         "text-to-speech",
         "automatic-speech-recognition",
         "audio-classification",
@@ -317,6 +318,7 @@ def test_the_make_run_tour_calls_every_task_the_server_has_a_default_for(
         "object-detection",
         "image-segmentation",
         "image-to-text",
+        "image-to-image",
     }
     assert done == tour_tasks | {"chat-completion"}, out
     assert "- tabular-classification" in out and "no model installed for this task (skipped)" in out
