@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             ".text_classification('I love this movie'))\""
         )
         print(f"  OpenAI clients: base_url='{url}/v1'   |   models and tasks: {url}/api/tasks")
+        print(f"  try every model in the browser: {url}/")
         if args.no_wait:
             return 1 if failed else 0
         print("Press Ctrl-C to stop.")
