@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._image import parse_target_size
 from .base import Backend, InputError, Model, check_cancelled
 from .efficientnet import usable_cpus
 
@@ -59,20 +60,6 @@ def _network(scale: int) -> Any:
         split_size=[8, 32],
         upsampler="pixelshuffledirect",
     ).eval()
-
-
-def target_size(value: Any) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        width, height = int(value["width"]), int(value["height"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(
-            "Parameter `target_size` must be {'width': w, 'height': h} with whole numbers."
-        ) from None
-    if not (1 <= width <= 8192 and 1 <= height <= 8192):
-        raise InputError(f"Parameter `target_size` must be 1 to 8192 pixels a side, got {width} x {height}.")
-    return width, height
 
 
 def spans(length: int, tile: int) -> list[tuple[int, int]]:
@@ -150,7 +137,7 @@ class DatUpscaleModel(Model):
                 f"Parameter(s) {', '.join(unused)} not supported by this super-resolution model "
                 "(it upscales; it takes no prompt). Supported: target_size."
             )
-        wanted = target_size(parameters.get("target_size"))
+        wanted = parse_target_size(parameters.get("target_size"))
         results = []
         for image in inputs:
             if image.width * image.height > self._max_pixels:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._image import parse_target_size
 from ..base import InputError
 from ._common import Runner, as_input_error, generate_kwargs, make_pipeline, per_input, pick, plain
 
@@ -186,7 +187,7 @@ class ImageToImage(_ImagePipeline):
     honoured = frozenset({"target_size"})
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
-        size = _target_size(params.get("target_size"))
+        size = parse_target_size(params.get("target_size"))
         scale = int(getattr(self.pipe.model.config, "upscale", 1) or 1)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(inputs):
@@ -198,17 +199,3 @@ class ImageToImage(_ImagePipeline):
                 image = image.crop((0, 0, min(image.width, width * scale), min(image.height, height * scale)))
                 results[i] = image.resize(size) if size is not None else image
         return results
-
-
-def _target_size(value: Any) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        width, height = int(value["width"]), int(value["height"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(
-            "Parameter `target_size` must be {'width': w, 'height': h} with whole numbers."
-        ) from None
-    if not (1 <= width <= 8192 and 1 <= height <= 8192):
-        raise InputError(f"Parameter `target_size` must be 1 to 8192 pixels a side, got {width} x {height}.")
-    return width, height
