@@ -1,5 +1,5 @@
 """The diffusers backend on a tiny random Stable Diffusion pipeline: sizes, seeds, batches, image-to-image,
-the per-model caps, and a call stopped midway by `interrupt`."""
+the per-model caps, and a call stopped midway by the server's cancel flag."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ os.environ.setdefault("INFERD_TORCH_THREADS", "1")
 from PIL import Image  # noqa: E402
 
 from inferd.backends import Cancelled, InputError, get_backend  # noqa: E402
+from inferd.backends.base import cancellable  # noqa: E402
 from inferd.catalogue import ModelEntry  # noqa: E402
 
 PROMPT = "An astronaut riding a horse on the moon."
@@ -107,18 +108,19 @@ def test_caps_come_from_the_entry_options(tiny_models):
 
 def test_interrupt_stops_the_denoising_loop_and_progress_shows_the_steps(model):
     seen = []
+    cancel = threading.Event()  # what the server's model thread raises when every request has gone
 
     def watch_then_interrupt():
         while not seen or seen[-1]["step"] < 2:
             progress = model.progress()
             if progress:
                 seen.append(progress)
-        model.interrupt()
+        cancel.set()
 
     watcher = threading.Thread(target=watch_then_interrupt)
     watcher.start()
     before = model.interrupted_calls
-    with pytest.raises(Cancelled, match="Interrupted"):
+    with pytest.raises(Cancelled, match="Interrupted"), cancellable(cancel):
         model.predict("text-to-image", [PROMPT], {"num_inference_steps": 400, "height": 32, "width": 32})
     watcher.join()
     assert model.interrupted_calls == before + 1

@@ -151,15 +151,6 @@ class Model(abc.ABC):
             return 0
         return estimate_tokens(item, self.max_input_tokens)
 
-    # True when `interrupt` can stop a call midway: the server then cancels a running batch whose requests
-    # have all gone (clients disconnected) instead of letting it finish for nobody.
-    interruptible: bool = False
-
-    def interrupt(self) -> None:
-        """Stop the `predict` call running now, at its next safe point (it then raises); called from another
-        thread. A call that has not started yet is not affected."""
-        return None
-
     def progress(self) -> Mapping[str, Any] | None:
         """How far the call running now is (e.g. {"step": 3, "total_steps": 20}), for /status; None: idle or
         unknown. Called from another thread."""

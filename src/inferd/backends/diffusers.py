@@ -69,8 +69,6 @@ def check_pipeline_folder(entry: ModelEntry, path: str) -> dict[str, Any]:
 class DiffusionModel(Model):
     """One pipeline folder; `predict` runs a batch of prompts (or images) with one set of parameters."""
 
-    interruptible = True
-
     def __init__(self, entry: ModelEntry, pipes: Mapping[str, Any], caps: Caps, device: str) -> None:
         self.entry = entry
         self.pipes = dict(pipes)
@@ -78,7 +76,6 @@ class DiffusionModel(Model):
         self.caps = caps
         self.device = device
         self._lock = threading.Lock()
-        self._stop: threading.Event | None = None  # set by interrupt(): the call running now stops
         self._progress: dict[str, Any] | None = None
         self.interrupted_calls = 0  # calls stopped midway because every request had gone
 
@@ -94,9 +91,6 @@ class DiffusionModel(Model):
             groups = [(list(range(len(inputs))), {"prompt": [str(x) for x in inputs]})]
         else:
             groups = self._image_groups(inputs, parameters)
-        stop = threading.Event()
-        with self._lock:
-            self._stop = stop
         results: list[Any] = [None] * len(inputs)
         original = pipe.scheduler
         if parameters.get("scheduler"):
@@ -104,13 +98,12 @@ class DiffusionModel(Model):
             pipe.scheduler = scheduler_class(pipe, parameters["scheduler"]).from_config(original.config)
         try:
             for indices, group in groups:
-                images = self._call(task, pipe, {**kwargs, **group}, len(indices), parameters, stop)
+                images = self._call(task, pipe, {**kwargs, **group}, len(indices), parameters)
                 for i, image in zip(indices, images, strict=True):
                     results[i] = image
         finally:
             pipe.scheduler = original
             with self._lock:
-                self._stop = None
                 self._progress = None
         return results
 
@@ -141,7 +134,6 @@ class DiffusionModel(Model):
         kwargs: dict[str, Any],
         count: int,
         parameters: Mapping[str, Any],
-        stop: threading.Event,
     ) -> list[Any]:
         import torch
 
@@ -156,8 +148,8 @@ class DiffusionModel(Model):
             total = int(getattr(p, "num_timesteps", 0) or 0)
             with self._lock:
                 self._progress = {"task": task, "images": count, "step": step + 1, "total_steps": total}
-            # interrupt(), or the server's cancel flag (every request of the batch has gone, or timed out)
-            if stop.is_set() or cancel_requested():
+            # The server's cancel flag: every request of the batch has gone, or timed out.
+            if cancel_requested():
                 raise _Interrupted()
             return callback_kwargs
 
@@ -175,11 +167,6 @@ class DiffusionModel(Model):
         if len(images) != count:
             raise RuntimeError(f"The pipeline returned {len(images)} images for {count} inputs.")
         return images
-
-    def interrupt(self) -> None:
-        with self._lock:
-            if self._stop is not None:
-                self._stop.set()
 
     def progress(self) -> Mapping[str, Any] | None:
         with self._lock:
