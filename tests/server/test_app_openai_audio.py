@@ -36,21 +36,10 @@ def test_captions_render_srt_and_vtt():
 def base_url(tmp_path_factory):
     if MISSING:
         pytest.skip(f"models-audio extra not installed ({', '.join(MISSING)} missing)")
-    from tinyserver import serve_app
+    from tinyserver import serve_defaults
 
-    from inferd.catalogue.defaults import default_catalogue
-    from inferd.server.app import create_app
-    from inferd.server.engine import Engine, EngineSettings
-    from inferd.server.settings import ServerSettings
-
-    speech = {
-        m: e
-        for m, e in default_catalogue().items()
-        if {"automatic-speech-recognition", "text-to-speech"} & set(e.default_for)
-    }
-    state = tmp_path_factory.mktemp("openai-audio")
-    engine = Engine(speech, EngineSettings(digest_cache=state / "digests.json", preload=tuple(speech)))
-    with serve_app(create_app(engine, ServerSettings())) as url:
+    speech = {"automatic-speech-recognition", "text-to-speech"}
+    with serve_defaults(speech, tmp_path_factory.mktemp("openai-audio")) as url:
         yield url
 
 

@@ -71,3 +71,14 @@ def serve_app(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serve_defaults(tasks: set[str], state: Path) -> Iterator[str]:
+    """The real app serving the default models of `tasks` (loaded before the first request), its base URL."""
+    from inferd.catalogue.defaults import default_catalogue
+
+    chosen = {m: e for m, e in default_catalogue().items() if tasks & set(e.default_for)}
+    engine = Engine(chosen, EngineSettings(digest_cache=state / "digests.json", preload=tuple(chosen)))
+    with serve_app(create_app(engine, ServerSettings())) as url:
+        yield url
