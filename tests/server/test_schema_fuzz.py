@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from appkit import free_port, make_app
+from appkit import free_port, make_app, running
 
 from inferd.server.openapi import build_openapi
 from inferd.tasks import TASKS
@@ -121,17 +121,10 @@ def test_model_ids_are_the_served_models_that_can_answer(tmp_path):
 
 
 async def test_a_405_lists_every_method_of_the_path(tmp_path):
-    app, engine, _ = make_app(tmp_path)
-    await engine.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://inferd"
-        ) as client:
-            bare = await client.delete("/models/toy/text")
-            embed = await client.put("/models/toy/minilm/embed")
-            chat = await client.get("/v1/chat/completions")
-    finally:
-        await engine.close()
+    async with running(tmp_path) as client:
+        bare = await client.delete("/models/toy/text")
+        embed = await client.put("/models/toy/minilm/embed")
+        chat = await client.get("/v1/chat/completions")
     assert bare.status_code == 405 and set(bare.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
     assert embed.status_code == 405 and embed.headers["allow"] == "POST"
     assert embed.json()["error_type"] == "bad_request"
@@ -141,17 +134,10 @@ async def test_a_405_lists_every_method_of_the_path(tmp_path):
 
 async def test_a_model_id_no_hub_repo_can_have_is_a_404_not_a_500(tmp_path):
     # found by the fuzzer: huggingface_hub refuses to look "y." up in its cache with an exception
-    app, engine, _ = make_app(tmp_path)
-    await engine.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://inferd"
-        ) as client:
-            answers = [
-                await client.get("/status/y."),
-                await client.post("/models/a--b/pipeline/text-classification", json={"inputs": "x"}),
-            ]
-    finally:
-        await engine.close()
+    async with running(tmp_path) as client:
+        answers = [
+            await client.get("/status/y."),
+            await client.post("/models/a--b/pipeline/text-classification", json={"inputs": "x"}),
+        ]
     assert [a.status_code for a in answers] == [404, 404]
     assert all(a.json()["error_type"] == "not_found" for a in answers)
