@@ -157,8 +157,7 @@ class Registry:
         return s
 
     def estimated_time(self, s: Slot) -> float:
-        # A measured load of 0.000 s (a tiny model) is a measure, not a missing one.
-        expected = s.load_s if s.load_s is not None else (s.expected_load_s or 10.0)
+        expected = _load_time(s)
         if s.state == LOADING:
             expected -= time.monotonic() - s.load_started
         return max(expected, 0.5)
@@ -253,7 +252,7 @@ class Registry:
     def swap_quantum(self, incoming: Slot) -> float:
         """How long a model just loaded serves before it is drained for `incoming`: the swap's cost (a load)
         stays a small part of the time, and the requests waiting for `incoming` wait well within room_wait_s."""
-        load = incoming.load_s if incoming.load_s is not None else (incoming.expected_load_s or 10.0)
+        load = _load_time(incoming)
         return min(max(self.turn_per_load * load, self.min_turn_s), self.room_wait_s / 4)
 
     def failure(self, s: Slot) -> ServerError:
@@ -475,3 +474,9 @@ def _read_times(file: Path | None) -> dict[str, float]:
 def _option_float(entry: ModelEntry, key: str) -> float | None:
     value = entry.options.get(key)
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def _load_time(s: Slot) -> float:
+    """The slot's measured load time, else the catalogue's estimate, else 10 s. A measured 0.000 s (a tiny
+    model) is a measure, not a missing one."""
+    return s.load_s if s.load_s is not None else (s.expected_load_s or 10.0)
