@@ -63,6 +63,11 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-batch-wait-ms", type=float, help="how long a batch waits to fill (0)")
     p.add_argument(
+        "--prefetch-batches",
+        type=int,
+        help="batches formed and queued on a model's thread while one runs, so it goes straight to the next (0)",
+    )
+    p.add_argument(
         "--max-queue", type=int, dest="max_queue_per_model", help="queued requests per model before 429"
     )
     p.add_argument(
