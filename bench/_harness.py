@@ -372,8 +372,13 @@ def plot_grouped(
     metrics: Sequence[tuple[str, str]],
 ) -> Path:
     """A grid of grouped bar charts: one row of panels per value of `panel`, one column per metric
-    (key, axis label); bars grouped by `x`, one colour per `series`. Missing values leave a gap."""
-    import matplotlib
+    (key, axis label); bars grouped by `x`, one colour per `series`. Missing values leave a gap. Without
+    matplotlib (the `bench` extra) no chart is drawn: the JSON and the printed tables hold every figure."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"no chart {path.name}: matplotlib is not installed (pip install -e '.[bench]')")
+        return path
 
     matplotlib.use("Agg")  # no display here
     import matplotlib.pyplot as plt

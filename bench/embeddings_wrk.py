@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
     Server,
     ServerSpec,
-    inferd_serve,
     load_average,
     machine_info,
     print_table,
@@ -73,23 +72,26 @@ def lua_script(bodies: list[str]) -> str:
 VARIANTS = {"prefetch 1": ["--prefetch-batches", "1"], "prefetch 0": ["--prefetch-batches", "0"]}
 
 
+def serve(*args: str) -> list[str]:
+    """`inferd serve` with its defaults (info log, a line per request, as infinity's), the model preloaded."""
+    return [sys.executable, "-m", "inferd", "serve", "--port", "{port}", "--preload", MODEL_ID, *args]
+
+
 def systems(selected: list[str]) -> dict[str, ServerSpec]:
     openai_body = lambda w, text: {"model": MODEL_ID, "input": [text]}  # noqa: E731
     found = {
-        "inferd /v1/embeddings": ServerSpec(
-            inferd_serve(MODEL_ID), route=lambda w: "/v1/embeddings", body=openai_body
-        ),
+        "inferd /v1/embeddings": ServerSpec(serve(), route=lambda w: "/v1/embeddings", body=openai_body),
         "inferd HF route": ServerSpec(
-            inferd_serve(MODEL_ID),
+            serve(),
             route=lambda w: f"/pipeline/feature-extraction/{MODEL_ID}",
             body=lambda w, text: {"inputs": text},
         ),
     }
     for label, extra in VARIANTS.items():
         found[f"inferd /v1/embeddings, {label}"] = ServerSpec(
-            inferd_serve(MODEL_ID, args=extra), route=lambda w: "/v1/embeddings", body=openai_body
+            serve(*extra), route=lambda w: "/v1/embeddings", body=openai_body
         )
-    launch = infinity.command(model_folder(), "optimum", MODEL_ID)
+    launch = infinity.command(model_folder(), "optimum", MODEL_ID, log_level=None)
     if launch is not None:
         found["infinity-emb (optimum)"] = ServerSpec(
             launch[0], cwd=launch[1], route=lambda w: "/embeddings", body=openai_body, env=infinity.ENV

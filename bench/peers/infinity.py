@@ -86,9 +86,11 @@ def onnx_folder(model_folder: str) -> Path:
     return dest
 
 
-def command(model_folder: str, engine: str, served_name: str) -> tuple[list[str], Path | None] | None:
+def command(
+    model_folder: str, engine: str, served_name: str, log_level: str | None = "warning"
+) -> tuple[list[str], Path | None] | None:
     """(the server command line, the folder to start it in), or None (with a note) when that engine is not
-    installed."""
+    installed. `log_level` None: its CLI's default (info, with uvicorn's line per request), as its users run it."""
     if not installed(engine):
         _notes.append(
             f"infinity-emb ({engine}) not measured: not installed in {VENV} "
@@ -117,10 +119,8 @@ def command(model_folder: str, engine: str, served_name: str) -> tuple[list[str]
         "127.0.0.1",
         "--port",
         "{port}",
-        "--log-level",
-        "warning",
     ]
-    return cmd, cwd
+    return cmd + (["--log-level", log_level] if log_level else []), cwd
 
 
 def notes() -> list[str]:
