@@ -12,7 +12,6 @@ dedicated thread (see generation.py). Protocol modules stay stateless and call o
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import weakref
@@ -21,6 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..backends import Busy, Cancelled, Generation, InputError, StreamStep, TextGenerator
 from ..catalogue import ModelEntry, model_home
@@ -466,8 +467,13 @@ class _Key:
 
 
 def _freeze(parameters: Mapping[str, Any]) -> str:
-    """A hashable, order-independent form of the parameters: equal parameters batch together."""
-    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    """A hashable, order-independent form of the parameters: equal parameters batch together. orjson, not json:
+    this runs on the event loop for every request (json.dumps was 2.5 % of its samples at 64 clients)."""
+    if not parameters:
+        return ""
+    return orjson.dumps(
+        parameters, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+    ).decode()
 
 
 def _not_supported(entry: ModelEntry, task: str) -> ServerError:

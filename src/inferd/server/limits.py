@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -110,7 +111,11 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
             chunks.append(chunk)
 
     try:
-        await asyncio.wait_for(receive(), timeout_s)
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout_s):  # no task per request, unlike wait_for
+                await receive()
+        else:
+            await asyncio.wait_for(receive(), timeout_s)
     except ClientDisconnect:  # gone mid-body: nobody to answer, and not the server's fault (499, not 500)
         raise ClientGone() from None
     except asyncio.TimeoutError:
