@@ -530,6 +530,7 @@ def _one_run(
 
     def on_start() -> None:
         cpu_at_start.append(process_cpu_s(srv.pid))
+        cpu_at_start.append(time.process_time())  # the load generator's own (this process)
         if out is not None:  # after the warm-up: only the measured requests are sampled
             spies.append(start_profile(srv.pid, seconds, out))
 
@@ -548,6 +549,11 @@ def _one_run(
         # CPU the server burnt per request, all threads: unlike throughput, hardly moved by other work on the
         # machine (except spin-waiting threads, which are a real cost too).
         row["cpu_ms_per_req"] = round((process_cpu_s(srv.pid) - cpu_at_start[0]) / run.requests * 1000, 2)
+        # aiohttp's CPU in this process, taken from the same 2 cores as the server's (wrk's, for comparison, is
+        # ~0.04 ms: bench/embeddings_wrk.py).
+        row["loadgen_cpu_ms_per_req"] = round(
+            (time.process_time() - cpu_at_start[1]) / run.requests * 1000, 2
+        )
     if spies and out is not None:
         spies[0].wait(timeout=seconds + 60)
         row["profile"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)

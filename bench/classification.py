@@ -221,6 +221,7 @@ def main() -> None:
             "errors",
             "vs_limit",
             "cpu_ms_per_req",
+            "loadgen_cpu_ms_per_req",
         ],
     )
     ratios = []

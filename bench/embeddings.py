@@ -314,7 +314,7 @@ def main() -> None:
     table = print_table(
         rows,
         ["workload", "concurrency", "system", "throughput", "p50_ms", "p99_ms", "errors", "vs_limit"]
-        + ["cpu_ms_per_req"],
+        + ["cpu_ms_per_req", "loadgen_cpu_ms_per_req"],
     )
     found = goals(rows, raw)
     print()

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
     Server,
     ServerSpec,
+    goal,
     load_average,
     machine_info,
     print_table,
@@ -125,6 +126,64 @@ def wrk(url: str, bodies: list[str], c: int, seconds: float) -> dict[str, Any]:
     return got
 
 
+def raw_forward(seconds: float) -> dict[str, dict[str, float]]:
+    """inferd's ONNX encoder and sentence-transformers called directly (no HTTP), batches of 16 and 32: the best
+    per text length. From bench/embeddings.py's limit, in a process of its own."""
+    best: dict[str, dict[str, float]] = {}
+    for batch in (16, 32):
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "embeddings.py"),
+                "--raw-only",
+                "--batch",
+                str(batch),
+            ]
+            + ["--seconds", str(seconds)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for name, per_kind in json.loads(out.strip().splitlines()[-1])["items_s"].items():
+            for kind, value in per_kind.items():
+                best.setdefault(name, {})[kind] = max(value, best.get(name, {}).get(kind, 0.0))
+    return best
+
+
+def goals(rows: dict[tuple[str, str, int], dict[str, Any]], raw: dict[str, dict[str, float]]) -> list[dict]:
+    """Issue 11's targets, measured here."""
+    out = []
+    peer, ours = "infinity-emb (optimum)", "inferd /v1/embeddings"
+    for kind, target in (("short", 1.3), ("long", 1.1)):
+        us, them = rows.get((ours, kind, 64)), rows.get((peer, kind, 64))
+        if us and them:
+            r = ratio(us["throughput"], them["throughput"])
+            out.append(
+                goal(f"{kind}, 64 clients: vs {peer}", r, f">= {target}x", r is not None and r >= target)
+            )
+            out.append(
+                goal(
+                    f"{kind}, 64 clients: p99 vs {peer}",
+                    f"{us['p99_ms']:.0f} vs {them['p99_ms']:.0f} ms",
+                    "no worse",
+                    us["p99_ms"] <= them["p99_ms"],
+                )
+            )
+    long64 = rows.get((ours, "long", 64))
+    limit = raw.get("raw inferd encoder (ORT)", {}).get("long")
+    if long64 and limit:
+        r = ratio(long64["throughput"], limit)
+        out.append(
+            goal(
+                "long, 64 clients: vs raw ONNX forward, best batch", r, ">= 0.9x", r is not None and r >= 0.9
+            )
+        )
+    one = rows.get((ours, "short", 1))
+    if one:
+        out.append(goal("short, 1 client: p50", f"{one['p50_ms']:.1f} ms", "<= 8 ms", one["p50_ms"] <= 8))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -184,6 +243,8 @@ def main() -> None:
                         key = (name, kind, c)
                         if key not in rows or row["throughput"] > rows[key]["throughput"]:
                             rows[key] = row
+    raw = raw_forward(args.seconds)
+    print(f"raw forward, texts/s at the best of batch 16/32 (in a process of its own): {raw}", flush=True)
     ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[2], k[0]))]
     peer = "infinity-emb (optimum)"
     for row in ordered:
@@ -197,6 +258,9 @@ def main() -> None:
         ["workload", "concurrency", "system", "throughput", "p50_ms", "p99_ms", "vs_infinity"]
         + ["server_cpu_ms_per_req", "loadgen_cpu_ms_per_req", "errors", "non2xx"],
     )
+    found = goals(rows, raw)
+    print()
+    print_table(found, ["goal", "measured", "target", "met"])
     path = write_results(
         "embeddings_wrk",
         {
@@ -208,7 +272,9 @@ def main() -> None:
             "machine": info,
             "load_average_before": load_before,
             "load_average_after": load_average(),
+            "raw_forward_items_s": raw,
             "rows": ordered,
+            "goals": found,
             "notes": infinity.notes(),
             "table": table,
         },

@@ -178,6 +178,12 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
     llama_server += ["--n_ctx", "4096", "--model_alias", MODEL_ID]
     found = {
         "inferd": (inferd_serve(MODEL_ID), "/health"),
+        # Measured only when named in --systems: the default model with flash attention off (llama-cpp-python's
+        # default), faster alone past a few hundred tokens, slower with concurrent streams.
+        "inferd (plain attention)": (
+            inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"flash_attn": False}))]),
+            "/health",
+        ),
         "llama-cpp-python server (defaults)": (llama_server, "/v1/models"),
         "llama-cpp-python server (2 threads, no interrupts)": (
             [*llama_server, "--n_threads", str(cores()), "--n_threads_batch", str(cores())]
@@ -185,7 +191,28 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
             "/v1/models",
         ),
     }
-    return {k: v for k, v in found.items() if not selected or any(k.startswith(s) for s in selected)}
+    return {
+        k: v
+        for k, v in found.items()
+        if (not selected and ("(" not in k or k.startswith("llama")))
+        or any(k.startswith(s) for s in selected)
+    }
+
+
+def _variant_config(options: dict[str, Any]) -> Path:
+    """A models.toml giving the default chat model's entry these extra backend options."""
+    from inferd.catalogue.defaults import default_catalogue
+
+    entry = default_catalogue()[MODEL_ID]
+    merged = {**entry.options, **options}
+    path = Path("/tmp/inferd-bench-models") / ("generation-" + "-".join(sorted(options)) + ".toml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'[models."{MODEL_ID}"]\noptions = {{ '
+        + ", ".join(f"{k} = {json.dumps(v)}" for k, v in merged.items())
+        + " }\n"
+    )
+    return path
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -35,6 +35,12 @@ SUITE = (
         "embeddings: inferd vs infinity-emb vs naive FastAPI vs raw encode()",
     ),
     (
+        "embeddings_wrk.py",
+        "embeddings_wrk",
+        [],
+        "embeddings from outside: inferd vs infinity-emb as its CLI runs it, loaded by wrk",
+    ),
+    (
         "classification.py",
         "classification",
         [],

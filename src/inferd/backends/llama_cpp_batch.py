@@ -91,9 +91,8 @@ class BatchedStreams:
         self._model = model
         self._lib = llama_cpp
         llm = model._llm
-        # The settings the model was loaded with (flash attention among them), not llama.cpp's defaults: its "auto"
-        # turns flash attention on, which on CPU decodes ~18 % slower once the context passes a few hundred tokens
-        # (SmolLM2, 600 tokens: 100 against 119 tok/s), while llama-cpp-python's Llama keeps it off unless asked.
+        # The settings the model was loaded with (threads, flash attention: see LlamaCppBackend.load), not llama.cpp's
+        # defaults, so that `options` in models.toml reach the context that serves the streams.
         params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
         params.n_ctx = n_ctx or model.context_length  # shared by all streams (unified KV cache)
         params.n_batch = params.n_ubatch = self._n_batch = 512
