@@ -281,8 +281,9 @@ def main() -> None:
     raw_all = json.loads(proc.stdout.strip().splitlines()[-1])
     raw, raw_cpu = raw_all["items_s"], raw_all["cpu_ms_per_item"]
     print(f"raw limits (items/s, batch {args.batch}): {raw}; CPU ms/item {raw_cpu}", flush=True)
+    specs = systems(args.systems, args.variants)
     rows, notes = sweep(
-        systems(args.systems, args.variants),
+        specs,
         {kind: make_texts(kind) for kind in args.lengths},
         concurrency=args.concurrency,
         seconds=args.seconds,
@@ -327,6 +328,10 @@ def main() -> None:
         "machine": info,
         "load_average_before": load_before,
         "load_average_after": machine_info()["load_average_1m"],
+        "server_commands": {
+            name: " ".join(spec.cmd) + (f"  (in {spec.cwd})" if spec.cwd else "")
+            for name, spec in specs.items()
+        },
         "raw_limits": raw,
         "raw_cpu_ms_per_item": raw_cpu,
         "rows": rows,

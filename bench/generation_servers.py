@@ -416,6 +416,7 @@ def main() -> None:
         "machine": info,
         "load_average_before": load_before,
         "load_average_after": machine_info()["load_average_1m"],
+        "server_commands": {name: " ".join(cmd) for name, (cmd, _) in systems(args.systems).items()},
         "rows": rows,
         "goals": found,
         "notes": notes,
