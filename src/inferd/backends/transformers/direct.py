@@ -104,7 +104,9 @@ def find_entities(
         fields = ("input_ids", "offset_mapping", "special_tokens_mask")
         chunks[owner].append((*(encoded[f][row, :n] for f in fields), logits[row, :n]))
     if strategy not in ("none", "simple"):
-        return [_pipeline_postprocess(pipe, c, text, postprocess) for c, text in zip(chunks, texts, strict=True)]
+        return [
+            _pipeline_postprocess(pipe, c, text, postprocess) for c, text in zip(chunks, texts, strict=True)
+        ]
     ignored = set(postprocess.get("ignore_labels", _IGNORED))
     results = []
     for text_chunks, text in zip(chunks, texts, strict=True):
