@@ -50,7 +50,9 @@ def measure(system: str, task: str, folder: str, batch: int, seconds: float) -> 
         from inferd.backends import get_backend
         from inferd.catalogue import ModelEntry
 
-        model = get_backend("transformers").load(ModelEntry("bench", (task,), "transformers", "path:x"), folder)
+        model = get_backend("transformers").load(
+            ModelEntry("bench", (task,), "transformers", "path:x"), folder
+        )
 
         def call(chunk: list[str]) -> object:
             return model.predict(task, chunk, PARAMS[task])
@@ -69,7 +71,9 @@ def measure(system: str, task: str, folder: str, batch: int, seconds: float) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4, help="time per system, task and round")

@@ -128,6 +128,7 @@ def bert_graph(
         h = dense(h, f"{p}.output.dense")
         x = layer_norm(op("Add", h, x), f"{p}.output.LayerNorm")
 
+    shape: list[str | int]
     if head == "sequence":  # BertPooler (the [CLS] vector, dense, tanh), then the classifier
         cls = op("Squeeze", op("Gather", x, zero, axis=1), one)  # [CLS], position 0: (batch, hidden)
         x = dense(op("Tanh", dense(cls, "pooler.dense")), "classifier", root="")
