@@ -233,3 +233,19 @@ def test_token_classification_without_the_pipeline_answers_as_the_pipeline(
         assert got[0] != got[1]
     with pytest.raises(InputError, match="stride"):  # the pipeline's own check
         model.predict("token-classification", texts, {"aggregation_strategy": "none", "stride": 4})
+
+
+def test_a_text_past_the_models_positions_is_an_input_error(tiny_models, tmp_path):
+    """A tokenizer that does not cut at the model's 64 positions (it says 1e6): refused, not a crash (500)."""
+    pytest.importorskip("onnxruntime", reason="the models-text extra is not installed")
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_models("token-classification"), folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 10**6}))
+    model = _load_classifier("token-classification", str(folder))
+    assert model.predict("token-classification", ["hello world"], {})  # short texts still answer
+    with pytest.raises(InputError, match="too long"):
+        model.predict("token-classification", ["hello world", "hello " * 100], {})

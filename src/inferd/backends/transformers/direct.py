@@ -31,12 +31,9 @@ def classify_texts(
     """Per text: [{label, score}] best first (equal scores in label order), `top_k` of them when given."""
     config = pipe.model.config
     encoded = pipe.tokenizer(list(texts), padding=True, padding_side="right", return_tensors="np")
-    ids, mask = encoded["input_ids"], encoded["attention_mask"]
-    if ids.shape[1] > model.max_positions:  # the pipeline does not truncate either: torch fails on these
-        raise InputError(
-            f"The input is too long for this model ({ids.shape[1]} tokens, at most {model.max_positions})."
-        )
-    scores = _score(model.logits(ids, mask), _function(config, params.get("function_to_apply")))
+    # Not truncated, as the pipeline does not: a text past the model's positions is refused (model.logits).
+    logits = model.logits(encoded["input_ids"], encoded["attention_mask"])
+    scores = _score(logits, _function(config, params.get("function_to_apply")))
     order = np.argsort(-scores, axis=1, kind="stable")[:, : params.get("top_k") or None]
     best = np.take_along_axis(scores, order, axis=1).tolist()
     names = [config.id2label[i] for i in range(scores.shape[1])]

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..base import InputError
+
 if TYPE_CHECKING:
     from ...catalogue import ModelEntry
 
@@ -45,6 +47,11 @@ class OrtClassifier:
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """float32 logits: (batch, labels) for a sequence head, (batch, tokens, labels) for a token head.
         The inputs are right-padded (batch, tokens) arrays; each chunk is cut to its own longest row."""
+        if input_ids.shape[1] > self.max_positions:  # the graph has no position embedding past that
+            raise InputError(
+                f"The input is too long for this model ({input_ids.shape[1]} tokens, at most "
+                f"{self.max_positions})."
+            )
         lengths = attention_mask.sum(axis=1)
         order = np.argsort(lengths, kind="stable")
         out: np.ndarray | None = None
@@ -59,7 +66,8 @@ class OrtClassifier:
                 out[rows, :width] = part
             else:
                 out[rows] = part
-        assert out is not None, "no rows"
+        if out is None:
+            raise ValueError("No texts to classify.")
         return out
 
 
