@@ -5,9 +5,9 @@ graph is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, e
 optimiser fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
 SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for
 one sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
-Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types
-are all zero, as sentence-transformers sends. `BertSession` is the graph in a ready ONNX Runtime session, shared
-by the MiniLM embedder and the transformers backend's BERT classifiers.
+Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state, or a classifier
+head's `logits` (`head`). Token types are all zero, as sentence-transformers sends. `BertSession` is the graph
+in a ready ONNX Runtime session, shared by the MiniLM embedder and the transformers backend's BERT classifiers.
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def default_threads() -> int:
 
 
 class BertSession:
-    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU;
-    with a `head` (see `bert_graph`), `hidden` returns that head's logits."""
+    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU, ending
+    in its last hidden state or, with a `head` (see `bert_graph`), in that head's logits."""
 
     def __init__(
         self, weights: Mapping[str, np.ndarray], config: Mapping[str, Any], threads: int = 0, head: str = ""
@@ -188,7 +188,14 @@ class BertSession:
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The last hidden state, float32 (batch, tokens, hidden); the logits when the session has a head."""
+        """The last hidden state, float32 (batch, tokens, hidden), of a session built without a head."""
+        return self._run(input_ids, attention_mask)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The head's logits, float32, of a session built with a `head`."""
+        return self._run(input_ids, attention_mask)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
         (out,) = self.session.run(None, feeds)
         return np.asarray(out)

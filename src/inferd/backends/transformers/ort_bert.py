@@ -58,7 +58,7 @@ class OrtClassifier:
         for start in range(0, len(order), _CHUNK):
             rows = order[start : start + _CHUNK]
             width = max(int(lengths[rows].max()), 1)
-            part = self._session.hidden(input_ids[rows, :width], attention_mask[rows, :width])
+            part = self._session.logits(input_ids[rows, :width], attention_mask[rows, :width])
             if out is None:
                 shape = (len(order), *attention_mask.shape[1:2]) if self.kind == "token" else (len(order),)
                 out = np.zeros((*shape, part.shape[-1]), np.float32)
