@@ -245,10 +245,7 @@ def test_bert_classifiers_run_on_onnxruntime_and_agree_with_torch(tiny_models, t
     pytest.importorskip("onnxruntime", reason="the models-text extra is not installed")
     ort = load(tiny_models, task)  # runtime "auto": ONNX Runtime for a plain BERT classifier
     torch_only = load(tiny_models, task, options={"runtime": "torch"})
-    from inferd.backends.transformers.ort_bert import OrtForward
-
-    assert isinstance(ort.runners[task].pipe.model, OrtForward)
-    assert not isinstance(torch_only.runners[task].pipe.model, OrtForward)
+    assert ort.runners[task].ort is not None and torch_only.runners[task].ort is None
     assert ort.memory_bytes() > torch_only.memory_bytes()  # the session's weights are counted
     texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]
     got, want = ort.predict(task, texts, {}), torch_only.predict(task, texts, {})

@@ -5,9 +5,9 @@ graph is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, e
 optimiser fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
 SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for
 one sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
-Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types
-are all zero, as sentence-transformers sends. `BertSession` is the graph in a ready ONNX Runtime session, shared
-by the MiniLM embedder and the transformers backend's BERT classifiers.
+Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state, or a classifier
+head's `logits` (`head`). Token types are all zero, as sentence-transformers sends. `BertSession` is the graph
+in a ready ONNX Runtime session, shared by the MiniLM embedder and the transformers backend's BERT classifiers.
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ OPSET = 17  # LayerNormalization
 
 
 def bert_graph(
-    weights: Mapping[str, np.ndarray], config: Mapping[str, Any]
+    weights: Mapping[str, np.ndarray], config: Mapping[str, Any], head: str = ""
 ) -> tuple[bytes, dict[str, np.ndarray]]:
     """The serialized graph and its large weights, kept out of the protobuf: hand them to ONNX Runtime with
     `SessionOptions.add_external_initializers`, which uses the arrays without another copy (the weights then
-    exist once in numpy and once packed by ORT, instead of also in the protobuf and ORT's own copy)."""
+    exist once in numpy and once packed by ORT, instead of also in the protobuf and ORT's own copy).
+
+    `head`: "" outputs the last hidden state; "sequence" (BertForSequenceClassification: pooler + classifier)
+    and "token" (BertForTokenClassification: classifier per token) output `logits` instead. The heads run in
+    the graph because numpy's multi-threaded BLAS took ~10 ms for the (32 x 384) @ (384 x 384) pooler on 2
+    busy cores, where ORT's pool takes microseconds."""
     from onnx import TensorProto, helper, numpy_helper
 
     hidden = int(config["hidden_size"])
@@ -60,8 +65,8 @@ def bert_graph(
         external[name] = value
         return name
 
-    def w(name: str, transpose: bool = False) -> str:
-        array = weights[prefix + name]
+    def w(name: str, transpose: bool = False, root: str | None = None) -> str:
+        array = weights[(prefix if root is None else root) + name]
         return const(name, array.T if transpose else array)
 
     def op(kind: str, *inputs: str, **attrs: Any) -> str:
@@ -73,8 +78,9 @@ def bert_graph(
     def layer_norm(x: str, name: str) -> str:
         return op("LayerNormalization", x, w(f"{name}.weight"), w(f"{name}.bias"), axis=-1, epsilon=eps)
 
-    def dense(x: str, name: str) -> str:
-        return op("Add", op("MatMul", x, w(f"{name}.weight", transpose=True)), w(f"{name}.bias"))
+    def dense(x: str, name: str, root: str | None = None) -> str:
+        weight, bias = w(f"{name}.weight", True, root), w(f"{name}.bias", root=root)
+        return op("Add", op("MatMul", x, weight), bias)
 
     # Embeddings: word + position[:tokens] + token type 0.
     zero, one = const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))
@@ -122,7 +128,20 @@ def bert_graph(
         h = dense(h, f"{p}.output.dense")
         x = layer_norm(op("Add", h, x), f"{p}.output.LayerNorm")
 
-    nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+    shape: list[str | int]
+    if head == "sequence":  # BertPooler (the [CLS] vector, dense, tanh), then the classifier
+        cls = op("Squeeze", op("Gather", x, zero, axis=1), one)  # [CLS], position 0: (batch, hidden)
+        x = dense(op("Tanh", dense(cls, "pooler.dense")), "classifier", root="")
+        shape = ["batch", int(weights["classifier.bias"].shape[0])]
+    elif head == "token":
+        x = dense(x, "classifier", root="")
+        shape = ["batch", "tokens", int(weights["classifier.bias"].shape[0])]
+    elif head:
+        raise ValueError(f"Unknown BERT head {head!r} (sequence or token).")
+    else:
+        shape = ["batch", "tokens", hidden]
+    output = "logits" if head else "last_hidden_state"
+    nodes.append(helper.make_node("Identity", [x], [output]))
     graph = helper.make_graph(
         nodes,
         "bert",
@@ -130,7 +149,7 @@ def bert_graph(
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
         ],
-        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "tokens", hidden])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
@@ -146,14 +165,15 @@ def default_threads() -> int:
 
 
 class BertSession:
-    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU."""
+    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU, ending
+    in its last hidden state or, with a `head` (see `bert_graph`), in that head's logits."""
 
     def __init__(
-        self, weights: Mapping[str, np.ndarray], config: Mapping[str, Any], threads: int = 0
+        self, weights: Mapping[str, np.ndarray], config: Mapping[str, Any], threads: int = 0, head: str = ""
     ) -> None:
         import onnxruntime as ort
 
-        graph, external = bert_graph(weights, config)
+        graph, external = bert_graph(weights, config, head)
         self.nbytes = 2 * sum(a.nbytes for a in external.values())  # numpy weights + ORT's packed copies
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
@@ -168,7 +188,14 @@ class BertSession:
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The last hidden state, float32 (batch, tokens, hidden)."""
+        """The last hidden state, float32 (batch, tokens, hidden), of a session built without a head."""
+        return self._run(input_ids, attention_mask)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The head's logits, float32, of a session built with a `head`."""
+        return self._run(input_ids, attention_mask)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
         (out,) = self.session.run(None, feeds)
         return np.asarray(out)

@@ -1,9 +1,9 @@
-"""BERT classifiers on ONNX Runtime inside transformers' own pipelines.
+"""BERT classifiers on ONNX Runtime: the encoder and its head as one graph, token ids in, logits out.
 
-The text- and token-classification pipelines keep doing what they do well (tokenization, offsets, entity
-aggregation, label mapping, `function_to_apply`); only their forward pass changes. The encoder runs as the ONNX
-graph inferd builds from the verified safetensors (`_bert_onnx.BertSession`, the runtime of the default MiniLM),
-and the small heads (pooler + classifier, or the per-token classifier) run in numpy.
+The graph is the one inferd builds from the verified safetensors (`_bert_onnx.BertSession`, the runtime of the
+default MiniLM) with the classifier head in it. `direct.py` feeds it a whole batch tokenized at once and turns
+its logits into answers; transformers' pipeline stays loaded for its tokenizer, config and the rare
+postprocessing that direct.py leaves to it.
 
 Why: on 2 cores torch's intra-op threads cannot be given both cores without spinning against the event loop,
 so the torch path runs one thread; ONNX Runtime's non-spinning threads use both (bench/classification.py and
@@ -16,37 +16,73 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+from ..base import InputError
 
 if TYPE_CHECKING:
     from ...catalogue import ModelEntry
 
-# Architecture -> the head run in numpy on the encoder's last hidden state.
+# Architecture -> the head the graph ends with (`_bert_onnx.bert_graph`).
 _HEADS = {
     "BertForSequenceClassification": "sequence",
     "BertForTokenClassification": "token",
 }
 
+# Rows per forward pass, sorted by length so that a long text does not pad the short ones (as the MiniLM
+# embedder does, sentence_transformers.py).
+_CHUNK = 16
 
-def accelerate(pipe: Any, entry: ModelEntry, path: str) -> int:
-    """Swap the pipeline's forward pass for ONNX Runtime when the entry allows it and the model fits.
 
-    Returns the bytes the ONNX session holds (0: the pipeline stays on torch)."""
+class OrtClassifier:
+    """A BERT classifier (encoder + head) in one ONNX Runtime session."""
+
+    def __init__(self, session: Any, kind: str, max_positions: int) -> None:
+        self._session, self.kind, self.max_positions = session, kind, max_positions
+        self.nbytes = int(session.nbytes)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """float32 logits: (batch, labels) for a sequence head, (batch, tokens, labels) for a token head.
+        The inputs are right-padded (batch, tokens) arrays; each chunk is cut to its own longest row."""
+        if input_ids.shape[1] > self.max_positions:  # the graph has no position embedding past that
+            raise InputError(
+                f"The input is too long for this model ({input_ids.shape[1]} tokens, at most "
+                f"{self.max_positions})."
+            )
+        lengths = attention_mask.sum(axis=1)
+        order = np.argsort(lengths, kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(order), _CHUNK):
+            rows = order[start : start + _CHUNK]
+            width = max(int(lengths[rows].max()), 1)
+            part = self._session.logits(input_ids[rows, :width], attention_mask[rows, :width])
+            if out is None:
+                shape = (len(order), *attention_mask.shape[1:2]) if self.kind == "token" else (len(order),)
+                out = np.zeros((*shape, part.shape[-1]), np.float32)
+            if self.kind == "token":
+                out[rows, :width] = part
+            else:
+                out[rows] = part
+        if out is None:
+            raise ValueError("No texts to classify.")
+        return out
+
+
+def ort_classifier(pipe: Any, entry: ModelEntry, path: str) -> OrtClassifier | None:
+    """The model on ONNX Runtime when the entry allows it and the model fits; None: it stays on torch."""
     runtime = str(entry.options.get("runtime", "auto"))
     if runtime == "torch":
-        return 0
+        return None
     if runtime not in ("auto", "onnxruntime"):
         raise ValueError(f"Model {entry.model_id}: unknown runtime {runtime!r} (auto, onnxruntime or torch).")
-    why_not = _unsupported(path) or _not_plain_bert(pipe.model)
+    why_not = _unsupported(path) or _not_plain_bert(pipe.model) or _slow_tokenizer(pipe.tokenizer)
     if why_not:
         if runtime == "onnxruntime":
             raise ValueError(f"Model {entry.model_id}: runtime 'onnxruntime' is not possible: {why_not}.")
-        return 0
+        return None
     from safetensors.numpy import load_file
 
     from .._bert_onnx import BertSession
@@ -56,10 +92,14 @@ def accelerate(pipe: Any, entry: ModelEntry, path: str) -> int:
     config = json.loads((folder / "config.json").read_text())
     weights = load_file(str(folder / "model.safetensors"))
     check_finite_weights(weights.items(), f"Model {entry.model_id}")
-    session = BertSession(weights, config, int(entry.options.get("threads", 0)))
     kind = _HEADS[config["architectures"][0]]
-    pipe.model = OrtForward(pipe.model, session, _head(kind, weights))
-    return session.nbytes
+    session = BertSession(weights, config, int(entry.options.get("threads", 0)), head=kind)
+    return OrtClassifier(session, kind, int(config.get("max_position_embeddings", 512)))
+
+
+def _slow_tokenizer(tokenizer: Any) -> str:
+    """direct.py needs a fast tokenizer's batch call and offsets."""
+    return "" if getattr(tokenizer, "is_fast", False) else "it needs a fast tokenizer (tokenizer.json)"
 
 
 def _unsupported(path: str) -> str:
@@ -90,40 +130,3 @@ def _not_plain_bert(model: Any) -> str:
     if cls.__module__.startswith("transformers.models.bert.") and cls.__name__ in _HEADS:
         return ""
     return f"the loaded class is {cls.__module__}.{cls.__name__}, not transformers' own BERT"
-
-
-def _head(kind: str, weights: Mapping[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    classifier_w, classifier_b = weights["classifier.weight"].T.copy(), weights["classifier.bias"]
-    if kind == "token":
-        return lambda hidden: hidden @ classifier_w + classifier_b
-    pooler_w, pooler_b = weights["bert.pooler.dense.weight"].T.copy(), weights["bert.pooler.dense.bias"]
-
-    def sequence(hidden: np.ndarray) -> np.ndarray:
-        pooled = np.tanh(hidden[:, 0] @ pooler_w + pooler_b)  # BertPooler: the [CLS] vector, dense, tanh
-        return pooled @ classifier_w + classifier_b
-
-    return sequence
-
-
-class OrtForward:
-    """Stands in for the pipeline's torch model: calls run on ONNX Runtime, everything else (config, device,
-    forward's signature, parameters) is the torch model's."""
-
-    def __init__(self, model: Any, session: Any, head: Callable[[np.ndarray], np.ndarray]) -> None:
-        self._model, self._session, self._head = model, session, head
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def __call__(
-        self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, **kwargs: Any
-    ) -> Any:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is not None and bool(token_type_ids.any()):
-            # Sentence pairs: the graph assumes segment 0 everywhere, so torch answers these.
-            return self._model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs
-            )
-        hidden = self._session.hidden(input_ids.numpy(), attention_mask.numpy())
-        return {"logits": torch.from_numpy(np.ascontiguousarray(self._head(hidden), dtype=np.float32))}

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..base import InputError
 from ._common import Runner, as_input_error, make_pipeline, per_input, pick, plain, text_limit
-from .ort_bert import accelerate
+from .direct import classify_texts, find_entities
+from .ort_bert import ort_classifier
 
 if TYPE_CHECKING:
     from ...catalogue import ModelEntry
@@ -21,9 +22,13 @@ class TextClassification(Runner):
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("text-classification", entry, path)
         self.max_input_tokens = text_limit(self.pipe.tokenizer)
-        self.extra_bytes = accelerate(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
+        self.ort = ort_classifier(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
+        self.extra_bytes = self.ort.nbytes if self.ort else 0
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
+        if self.ort:  # the whole batch at once, without the pipeline (direct.py)
+            ort = self.ort
+            return as_input_error(lambda: classify_texts(self.pipe, ort, [str(t) for t in inputs], params))
         kwargs = pick(params, "function_to_apply")
         out = as_input_error(lambda: self.pipe(list(inputs), batch_size=len(inputs), top_k=None, **kwargs))
         results = []
@@ -41,9 +46,13 @@ class TokenClassification(Runner):
     def __init__(self, entry: ModelEntry, path: str) -> None:
         self.pipe = make_pipeline("token-classification", entry, path)
         self.max_input_tokens = text_limit(self.pipe.tokenizer)
-        self.extra_bytes = accelerate(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
+        self.ort = ort_classifier(self.pipe, entry, path)  # ONNX Runtime when it can (ort_bert.py)
+        self.extra_bytes = self.ort.nbytes if self.ort else 0
 
     def run(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
+        if self.ort:  # the whole batch at once, without the pipeline (direct.py)
+            ort = self.ort
+            return as_input_error(lambda: find_entities(self.pipe, ort, [str(t) for t in inputs], params))
         kwargs = pick(params, "ignore_labels", "stride")
         kwargs["aggregation_strategy"] = params.get("aggregation_strategy") or "simple"
         out = as_input_error(lambda: self.pipe(list(inputs), batch_size=len(inputs), **kwargs))
