@@ -23,11 +23,16 @@ OPSET = 17  # LayerNormalization
 
 
 def bert_graph(
-    weights: Mapping[str, np.ndarray], config: Mapping[str, Any]
+    weights: Mapping[str, np.ndarray], config: Mapping[str, Any], fused: bool = True
 ) -> tuple[bytes, dict[str, np.ndarray]]:
     """The serialized graph and its large weights, kept out of the protobuf: hand them to ONNX Runtime with
     `SessionOptions.add_external_initializers`, which uses the arrays without another copy (the weights then
-    exist once in numpy and once packed by ORT, instead of also in the protobuf and ORT's own copy)."""
+    exist once in numpy and once packed by ORT, instead of also in the protobuf and ORT's own copy).
+
+    `fused` writes each layer with ONNX Runtime's contrib ops (Attention with Q, K and V in one matrix,
+    SkipLayerNormalization, BiasGelu), the graph that `onnxruntime.transformers.optimizer` makes of the plain one,
+    without its ~1 s and its copy of the weights at load. It needs the mask padded on the right (the attention
+    reads each row's length), which is how the tokenizers pad BERT's inputs. Plain: standard ops only."""
     from onnx import TensorProto, helper, numpy_helper
 
     hidden = int(config["hidden_size"])
@@ -64,10 +69,10 @@ def bert_graph(
         array = weights[prefix + name]
         return const(name, array.T if transpose else array)
 
-    def op(kind: str, *inputs: str, **attrs: Any) -> str:
+    def op(kind: str, *inputs: str, domain: str = "", **attrs: Any) -> str:
         counter[0] += 1
         out = f"{kind.lower()}_{counter[0]}"
-        nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+        nodes.append(helper.make_node(kind, list(inputs), [out], domain=domain or None, **attrs))
         return out
 
     def layer_norm(x: str, name: str) -> str:
@@ -75,6 +80,17 @@ def bert_graph(
 
     def dense(x: str, name: str) -> str:
         return op("Add", op("MatMul", x, w(f"{name}.weight", transpose=True)), w(f"{name}.bias"))
+
+    def ms(kind: str, *inputs: str, **attrs: Any) -> str:
+        return op(kind, *inputs, domain="com.microsoft", **attrs)
+
+    def residual_norm(projected: str, skip: str, name: str, norm: str) -> str:
+        """LayerNorm(projected @ W + b + skip)."""
+        if not fused:
+            return layer_norm(op("Add", dense(projected, name), skip), norm)
+        matmul = op("MatMul", projected, w(f"{name}.weight", transpose=True))
+        gamma, beta, bias = w(f"{norm}.weight"), w(f"{norm}.bias"), w(f"{name}.bias")
+        return ms("SkipLayerNormalization", matmul, skip, gamma, beta, bias, epsilon=eps)
 
     # Embeddings: word + position[:tokens] + token type 0.
     zero, one = const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))
@@ -85,42 +101,57 @@ def bert_graph(
     x = op("Add", op("Gather", w("embeddings.word_embeddings.weight"), "input_ids"), positions)
     x = layer_norm(op("Add", x, token_type), "embeddings.LayerNorm")
 
-    # Additive mask (batch, 1, 1, tokens): 0 where attended, -1e4 on padding, as BERT does.
-    mask = op("Cast", "attention_mask", to=TensorProto.FLOAT)
-    mask = op(
-        "Mul",
-        op("Sub", const("f_one", np.array(1.0, np.float32)), mask),
-        const("neg", np.array(-1e4, np.float32)),
-    )
-    mask = op("Unsqueeze", mask, const("axes_1_2", np.array([1, 2], np.int64)))
+    if fused:  # each row's length: the Attention op masks the positions after it with -1e4, as BERT does
+        mask = op("ReduceSum", op("Cast", "attention_mask", to=TensorProto.INT32), one, keepdims=0)
+    else:
+        # Additive mask (batch, 1, 1, tokens): 0 where attended, -1e4 on padding, as BERT does. Built in the
+        # order torch's export writes it (Unsqueeze, Unsqueeze, Cast, Sub, Mul), which ORT's optimizer matches.
+        mask = op("Unsqueeze", "attention_mask", one)
+        mask = op("Cast", op("Unsqueeze", mask, two), to=TensorProto.FLOAT)
+        mask = op(
+            "Mul",
+            op("Sub", const("f_one", np.array(1.0, np.float32)), mask),
+            const("neg", np.array(-1e4, np.float32)),
+        )
 
-    split_shape = const("split_shape", np.array([0, 0, heads, head_dim], np.int64))
-    merge_shape = const("merge_shape", np.array([0, 0, hidden], np.int64))
-    scale = const("scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
-    half, sqrt2 = (
-        const("half", np.array(0.5, np.float32)),
-        const("sqrt2", np.array(math.sqrt(2.0), np.float32)),
-    )
-    f_one = "f_one"
+        split_shape = const("split_shape", np.array([0, 0, heads, head_dim], np.int64))
+        merge_shape = const("merge_shape", np.array([0, 0, hidden], np.int64))
+        # Scores divided by sqrt(head_dim), as torch's export writes it: a Mul here would look like the mask's
+        # Mul to the optimizer's attention fusion, which takes the first parent of the right type.
+        root_dim = const("root_head_dim", np.array(math.sqrt(head_dim), np.float32))
+        half = const("half", np.array(0.5, np.float32))
+        sqrt2 = const("sqrt2", np.array(math.sqrt(2.0), np.float32))
     for i in range(layers):
         p = f"encoder.layer.{i}"
+        attn = f"{p}.attention.self"
+        if fused:
+            qkv = [f"{attn}.{n}" for n in ("query", "key", "value")]
+            qkv_weight = np.concatenate([weights[prefix + n + ".weight"].T for n in qkv], axis=1)
+            qkv_bias = np.concatenate([weights[prefix + n + ".bias"] for n in qkv])
+            qkv_in = (const(f"{attn}.qkv.weight", qkv_weight), const(f"{attn}.qkv.bias", qkv_bias))
+            context = ms("Attention", x, *qkv_in, mask, num_heads=heads)
+        else:
 
-        def heads_of(name: str, perm: list[int], src: str, p: str = p) -> str:
-            projected = dense(src, f"{p}.attention.self.{name}")
-            return op("Transpose", op("Reshape", projected, split_shape), perm=perm)
+            def heads_of(name: str, perm: list[int], src: str, attn: str = attn) -> str:
+                projected = dense(src, f"{attn}.{name}")
+                return op("Transpose", op("Reshape", projected, split_shape), perm=perm)
 
-        q = heads_of("query", [0, 2, 1, 3], x)
-        k = heads_of("key", [0, 2, 3, 1], x)
-        v = heads_of("value", [0, 2, 1, 3], x)
-        scores = op("Add", op("Mul", op("MatMul", q, k), scale), mask)
-        context = op("MatMul", op("Softmax", scores, axis=-1), v)
-        context = op("Reshape", op("Transpose", context, perm=[0, 2, 1, 3]), merge_shape)
-        attended = dense(context, f"{p}.attention.output.dense")
-        x = layer_norm(op("Add", attended, x), f"{p}.attention.output.LayerNorm")
-        h = dense(x, f"{p}.intermediate.dense")
-        h = op("Mul", op("Mul", h, half), op("Add", op("Erf", op("Div", h, sqrt2)), f_one))  # exact GELU
-        h = dense(h, f"{p}.output.dense")
-        x = layer_norm(op("Add", h, x), f"{p}.output.LayerNorm")
+            q = heads_of("query", [0, 2, 1, 3], x)
+            k = heads_of("key", [0, 2, 3, 1], x)
+            v = heads_of("value", [0, 2, 1, 3], x)
+            scores = op("Add", op("Div", op("MatMul", q, k), root_dim), mask)
+            context = op("MatMul", op("Softmax", scores, axis=-1), v)
+            context = op("Reshape", op("Transpose", context, perm=[0, 2, 1, 3]), merge_shape)
+        x = residual_norm(context, x, f"{p}.attention.output.dense", f"{p}.attention.output.LayerNorm")
+        if fused:
+            projected = op("MatMul", x, w(f"{p}.intermediate.dense.weight", transpose=True))
+            h = ms("BiasGelu", projected, w(f"{p}.intermediate.dense.bias"))  # exact (erf) GELU
+        else:
+            h = dense(x, f"{p}.intermediate.dense")
+            h = op(
+                "Mul", op("Mul", h, half), op("Add", op("Erf", op("Div", h, sqrt2)), "f_one")
+            )  # exact GELU
+        x = residual_norm(h, x, f"{p}.output.dense", f"{p}.output.LayerNorm")
 
     nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
     graph = helper.make_graph(
@@ -133,7 +164,8 @@ def bert_graph(
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "tokens", hidden])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets if fused else opsets[:1])
     model.ir_version = 8
     return bytes(model.SerializeToString()), external
 
@@ -145,30 +177,42 @@ def default_threads() -> int:
     return min(os.cpu_count() or 1, 4)
 
 
+def _session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle intra-op threads spin by default; on a small machine they take the core the event loop needs
+    # (measured: 2 spinning threads burned 18 ms of CPU for a 16 ms request at one client).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class BertSession:
-    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU."""
+    """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU.
+    `fuse`: ORT's fused contrib ops (see `bert_graph`); off, the graph has standard ops only."""
 
     def __init__(
-        self, weights: Mapping[str, np.ndarray], config: Mapping[str, Any], threads: int = 0
+        self,
+        weights: Mapping[str, np.ndarray],
+        config: Mapping[str, Any],
+        threads: int = 0,
+        fuse: bool = True,
     ) -> None:
         import onnxruntime as ort
 
-        graph, external = bert_graph(weights, config)
+        graph, external = bert_graph(weights, config, fused=fuse)
         self.nbytes = 2 * sum(a.nbytes for a in external.values())  # numpy weights + ORT's packed copies
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        # Idle intra-op threads spin by default; on a small machine they take the core the event loop needs
-        # (measured: 2 spinning threads burned 18 ms of CPU for a 16 ms request at one client).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = _session_options(threads or default_threads())
         self._values = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in external.items()}
         self._arrays = external  # ORT reads these buffers for the session's lifetime: keep them alive
         options.add_external_initializers(list(self._values), list(self._values.values()))
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The last hidden state, float32 (batch, tokens, hidden)."""
+        """The last hidden state, float32 (batch, tokens, hidden). Padding on the right (see `bert_graph`)."""
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
         (out,) = self.session.run(None, feeds)
         return np.asarray(out)

@@ -1,0 +1,287 @@
+"""MiniLM's forward pass alone, in process: the ONNX graph inferd builds, variants of it, and ONNX Runtime settings.
+
+    python bench/encoder_forward.py                       # every variant, short and 128-token texts, batch 1/16/32
+    python bench/encoder_forward.py --variants plain fused --batches 16 --rounds 5
+    python bench/encoder_forward.py --rss fused           # peak and steady RSS of building one variant
+
+No HTTP, no batching, no tokenizing in the timed part: each cell runs `session.run` on the same token ids (the
+model's own tokenizer, `make_texts` of bench/embeddings.py: ~12-token "short" texts and exactly 128-token "long"
+ones) until `--seconds` have passed. The variants run interleaved, in a rotated order each round, so that the
+shared machine's load falls on all of them alike; each cell reports the best and the median round.
+
+Variants (ONNX Runtime intra-op threads 2 and no spinning unless named):
+  plain            `bert_graph` as `BertSession(fuse=False)` runs it: standard ops, ORT_ENABLE_ALL
+  fused            `BertSession()` as inferd runs it by default: ORT's contrib ops (Attention, SkipLayerNormalization,
+                   BiasGelu) written by `bert_graph(fused=True)`
+  optimizer        `plain` passed through onnxruntime.transformers.optimizer.optimize_model(model_type="bert"):
+                   what `fused` reproduces without the optimizer's load time
+  optimizer-raw-mask  the same with the raw 2-D attention mask instead of ORT's 1-D sequence-length index
+  plain-extended / fused-extended   ORT_ENABLE_EXTENDED instead of ORT_ENABLE_ALL
+  fused-1-thread / fused-spinning   one intra-op thread; or two that spin while idle (ORT's default)
+  infinity-onnx    the model.onnx that infinity-emb's `--engine optimum` exports (bench/peers/infinity.py builds it
+                   in /tmp/inferd-bench-models/minilm-infinity-onnx), plain ORT session, same threads: a reference
+Writes bench/results/encoder_forward.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _harness import load_average, machine_info, write_results  # noqa: E402
+from embeddings import make_texts, model_folder  # noqa: E402
+
+INFINITY_ONNX = Path("/tmp/inferd-bench-models/minilm-infinity-onnx/model.onnx")
+Forward = Callable[[np.ndarray, np.ndarray], Any]
+
+
+def _weights_and_config() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from safetensors.numpy import load_file
+
+    folder = Path(model_folder())
+    return load_file(str(folder / "model.safetensors")), json.loads((folder / "config.json").read_text())
+
+
+def _options(level: str = "all", threads: int = 2, spinning: bool = False) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[level]
+    return options
+
+
+def _run(session: Any) -> Forward:
+    names = {i.name for i in session.get_inputs()}
+
+    def forward(ids: np.ndarray, mask: np.ndarray) -> Any:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return session.run(None, feeds)
+
+    return forward
+
+
+def _bert_session(level: str = "all", threads: int = 2, spinning: bool = False, fuse: bool = True) -> Forward:
+    """inferd's own BertSession, with the session options swapped in."""
+    from inferd.backends import _bert_onnx
+
+    weights, config = _weights_and_config()
+    original = _bert_onnx._session_options
+    _bert_onnx._session_options = lambda threads_: _options(level, threads, spinning)  # type: ignore[assignment]
+    try:
+        session = _bert_onnx.BertSession(weights, config, threads, fuse=fuse)
+    finally:
+        _bert_onnx._session_options = original  # type: ignore[assignment]
+    return session.hidden
+
+
+def _optimizer(raw_mask: bool) -> Forward:
+    """The plain graph through ORT's transformer optimizer (weights embedded: the optimizer reads them)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from inferd.backends._bert_onnx import bert_graph
+
+    weights, config = _weights_and_config()
+    graph, external = bert_graph(weights, config, fused=False)
+    model = onnx.load_from_string(graph)
+    for init in model.graph.initializer:
+        if init.name in external:
+            init.CopyFrom(numpy_helper.from_array(external[init.name], init.name))
+    fusion = FusionOptions("bert")
+    fusion.use_raw_attention_mask(raw_mask)
+    heads, hidden = int(config["num_attention_heads"]), int(config["hidden_size"])
+    optimized = optimize_model(
+        model,
+        model_type="bert",
+        num_heads=heads,
+        hidden_size=hidden,
+        optimization_options=fusion,
+        opt_level=0,
+    )
+    print(f"  optimizer fused: {optimized.get_fused_operator_statistics()}", flush=True)
+    session = ort.InferenceSession(
+        optimized.model.SerializeToString(), _options(), providers=["CPUExecutionProvider"]
+    )
+    return _run(session)
+
+
+def _infinity() -> Forward | None:
+    if not INFINITY_ONNX.is_file():
+        print(
+            f"  infinity-onnx skipped: {INFINITY_ONNX} is absent (bench/peers/infinity.py --install --optimum)"
+        )
+        return None
+    import onnxruntime as ort
+
+    return _run(ort.InferenceSession(str(INFINITY_ONNX), _options(), providers=["CPUExecutionProvider"]))
+
+
+VARIANTS: dict[str, Callable[[], Forward | None]] = {
+    "plain": lambda: _bert_session(fuse=False),
+    "fused": lambda: _bert_session(),
+    "optimizer": lambda: _optimizer(raw_mask=False),
+    "optimizer-raw-mask": lambda: _optimizer(raw_mask=True),
+    "plain-extended": lambda: _bert_session("extended", fuse=False),
+    "fused-extended": lambda: _bert_session("extended"),
+    "fused-1-thread": lambda: _bert_session(threads=1),
+    "fused-spinning": lambda: _bert_session(spinning=True),
+    "infinity-onnx": _infinity,
+}
+
+
+def token_batches(batches: list[int]) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """(length, batch size) -> int64 ids and mask, padded to the batch's longest text."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(model_folder()) / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    out = {}
+    for kind in ("short", "long"):
+        encodings = tok.encode_batch(make_texts(kind, max(batches)))
+        for size in batches:
+            rows = [e.ids for e in encodings[:size]]
+            width = max(map(len, rows))
+            ids = np.zeros((size, width), np.int64)
+            mask = np.zeros((size, width), np.int64)
+            for r, row in enumerate(rows):
+                ids[r, : len(row)] = row
+                mask[r, : len(row)] = 1
+            out[kind, size] = (ids, mask)
+    return out
+
+
+def texts_per_second(forward: Forward, ids: np.ndarray, mask: np.ndarray, seconds: float) -> float:
+    done, start = 0, time.perf_counter()
+    while True:
+        forward(ids, mask)
+        done += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done * len(ids) / elapsed
+
+
+def rss_of(variant: str) -> dict[str, float]:
+    """Build one variant and run one batch: peak RSS, and RSS once built (MB)."""
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    before = rss_mb()
+    forward = VARIANTS[variant]()
+    assert forward is not None
+    gc.collect()
+    ids, mask = token_batches([16])["long", 16]
+    forward(ids, mask)
+    return {
+        "before_mb": round(before, 1),
+        "after_build_and_one_batch_mb": round(rss_mb(), 1),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16, 32])
+    parser.add_argument("--lengths", nargs="+", default=["short", "long"], choices=["short", "long"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.6, help="per cell and round")
+    parser.add_argument(
+        "--rss", metavar="VARIANT", choices=list(VARIANTS), help="measure one variant's memory"
+    )
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.rss:
+        print(json.dumps({args.rss: rss_of(args.rss)}))
+        return
+
+    load_before = load_average()
+    forwards: dict[str, Forward] = {}
+    for name in args.variants:
+        print(f"building {name}", flush=True)
+        started = time.perf_counter()
+        forward = VARIANTS[name]()
+        if forward is not None:
+            forwards[name] = forward
+            print(f"  built in {time.perf_counter() - started:.2f} s", flush=True)
+    inputs = token_batches(args.batches)
+    cells = [(kind, size) for kind in args.lengths for size in args.batches]
+    for cell in cells:  # warm-up: first runs allocate
+        for forward in forwards.values():
+            forward(*inputs[cell])
+    samples: dict[tuple[str, int], dict[str, list[float]]] = {c: {n: [] for n in forwards} for c in cells}
+    names = list(forwards)
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for cell in cells:
+            for name in order:
+                samples[cell][name].append(texts_per_second(forwards[name], *inputs[cell], args.seconds))
+        print(f"round {r + 1}/{args.rounds} done, load {load_average()}", flush=True)
+
+    base = names[0]
+    rows = []
+    print(f"\ntexts/s, best / median of {args.rounds} rounds; ratio = best against {base}'s best")
+    header = f"{'cell':<16}" + "".join(f"{n:>26}" for n in names)
+    print(header)
+    for cell in cells:
+        kind, size = cell
+        tokens = inputs[cell][0].shape[1]
+        line = f"{kind} {tokens}t x{size:<3}".ljust(16)
+        row: dict[str, Any] = {"texts": kind, "tokens": tokens, "batch": size}
+        for name in names:
+            best, median = max(samples[cell][name]), statistics.median(samples[cell][name])
+            ratio = best / max(samples[cell][base])
+            line += f"{best:>10.1f} /{median:>7.1f} {ratio:>5.2f}x"
+            row[name] = {"best": round(best, 2), "median": round(median, 2), "ratio_best": round(ratio, 3)}
+        rows.append(row)
+        print(line)
+    load_after = load_average()
+    print(f"load average {load_before} before, {load_after} after")
+    if not args.no_write:
+        path = write_results(
+            "encoder_forward",
+            {
+                "machine": machine_info(["onnxruntime", "onnx"]),
+                "command": "python bench/encoder_forward.py " + " ".join(sys.argv[1:]),
+                "rounds": args.rounds,
+                "seconds_per_cell": args.seconds,
+                "load_average": {"before": load_before, "after": load_after},
+                "unit": "texts/s",
+                "rows": rows,
+            },
+        )
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
