@@ -10,14 +10,15 @@ ones) until `--seconds` have passed. The variants run interleaved, in a rotated 
 shared machine's load falls on all of them alike; each cell reports the best and the median round.
 
 Variants (ONNX Runtime intra-op threads 2 and no spinning unless named):
-  plain            `bert_graph` as `BertSession(fuse=False)` runs it: standard ops, ORT_ENABLE_ALL
-  fused            `BertSession()` as inferd runs it by default: ORT's contrib ops (Attention, SkipLayerNormalization,
-                   BiasGelu) written by `bert_graph(fused=True)`
+  plain            `BertSession()` as inferd runs it by default: standard ops, ORT_ENABLE_ALL
+  fused            `BertSession(fuse=True)` (entry option `fused_ops`): ORT's contrib ops (Attention,
+                   SkipLayerNormalization, BiasGelu) written by `bert_graph(fused=True)`
   optimizer        `plain` passed through onnxruntime.transformers.optimizer.optimize_model(model_type="bert"):
                    what `fused` reproduces without the optimizer's load time
   optimizer-raw-mask  the same with the raw 2-D attention mask instead of ORT's 1-D sequence-length index
   plain-extended / fused-extended   ORT_ENABLE_EXTENDED instead of ORT_ENABLE_ALL
-  fused-1-thread / fused-spinning   one intra-op thread; or two that spin while idle (ORT's default)
+  plain-1-thread, fused-1-thread   one intra-op thread
+  plain-spinning   two intra-op threads that spin while idle (ORT's default; inferd turns it off)
   infinity-onnx    the model.onnx that infinity-emb's `--engine optimum` exports (bench/peers/infinity.py builds it
                    in /tmp/inferd-bench-models/minilm-infinity-onnx), plain ORT session, same threads: a reference
 Writes bench/results/encoder_forward.json.
@@ -81,7 +82,9 @@ def _run(session: Any) -> Forward:
     return forward
 
 
-def _bert_session(level: str = "all", threads: int = 2, spinning: bool = False, fuse: bool = True) -> Forward:
+def _bert_session(
+    level: str = "all", threads: int = 2, spinning: bool = False, fuse: bool = False
+) -> Forward:
     """inferd's own BertSession, with the session options swapped in."""
     from inferd.backends import _bert_onnx
 
@@ -142,13 +145,14 @@ def _infinity() -> Forward | None:
 
 VARIANTS: dict[str, Callable[[], Forward | None]] = {
     "plain": lambda: _bert_session(fuse=False),
-    "fused": lambda: _bert_session(),
+    "fused": lambda: _bert_session(fuse=True),
     "optimizer": lambda: _optimizer(raw_mask=False),
     "optimizer-raw-mask": lambda: _optimizer(raw_mask=True),
     "plain-extended": lambda: _bert_session("extended", fuse=False),
-    "fused-extended": lambda: _bert_session("extended"),
-    "fused-1-thread": lambda: _bert_session(threads=1),
-    "fused-spinning": lambda: _bert_session(spinning=True),
+    "fused-extended": lambda: _bert_session("extended", fuse=True),
+    "plain-1-thread": lambda: _bert_session(threads=1, fuse=False),
+    "fused-1-thread": lambda: _bert_session(threads=1, fuse=True),
+    "plain-spinning": lambda: _bert_session(spinning=True),
     "infinity-onnx": _infinity,
 }
 
@@ -175,14 +179,19 @@ def token_batches(batches: list[int]) -> dict[tuple[str, int], tuple[np.ndarray,
     return out
 
 
-def texts_per_second(forward: Forward, ids: np.ndarray, mask: np.ndarray, seconds: float) -> float:
-    done, start = 0, time.perf_counter()
+def texts_per_second(
+    forward: Forward, ids: np.ndarray, mask: np.ndarray, seconds: float
+) -> tuple[float, float]:
+    """Wall-clock texts/s, and CPU milliseconds per text (all the process's threads): on a shared machine the
+    second hardly moves with the neighbours' load, the first does."""
+    done, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         forward(ids, mask)
         done += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            return done * len(ids) / elapsed
+            cpu = time.process_time() - cpu_start
+            return done * len(ids) / elapsed, 1000 * cpu / (done * len(ids))
 
 
 def rss_of(variant: str) -> dict[str, float]:
@@ -239,7 +248,9 @@ def main() -> None:
     for cell in cells:  # warm-up: first runs allocate
         for forward in forwards.values():
             forward(*inputs[cell])
-    samples: dict[tuple[str, int], dict[str, list[float]]] = {c: {n: [] for n in forwards} for c in cells}
+    samples: dict[tuple[str, int], dict[str, list[tuple[float, float]]]] = {
+        c: {n: [] for n in forwards} for c in cells
+    }
     names = list(forwards)
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
@@ -250,19 +261,31 @@ def main() -> None:
 
     base = names[0]
     rows = []
-    print(f"\ntexts/s, best / median of {args.rounds} rounds; ratio = best against {base}'s best")
-    header = f"{'cell':<16}" + "".join(f"{n:>26}" for n in names)
-    print(header)
+    print(
+        f"\ntexts/s best / median of {args.rounds} rounds, ratio of bests to {base}; "
+        f"then CPU ms per text (median) and its ratio to {base}'s (below 1: cheaper)"
+    )
+    print(f"{'cell':<16}" + "".join(f"{n:>34}" for n in names))
     for cell in cells:
         kind, size = cell
         tokens = inputs[cell][0].shape[1]
         line = f"{kind} {tokens}t x{size:<3}".ljust(16)
         row: dict[str, Any] = {"texts": kind, "tokens": tokens, "batch": size}
+        base_best = max(s[0] for s in samples[cell][base])
+        base_cpu = statistics.median(s[1] for s in samples[cell][base])
         for name in names:
-            best, median = max(samples[cell][name]), statistics.median(samples[cell][name])
-            ratio = best / max(samples[cell][base])
-            line += f"{best:>10.1f} /{median:>7.1f} {ratio:>5.2f}x"
-            row[name] = {"best": round(best, 2), "median": round(median, 2), "ratio_best": round(ratio, 3)}
+            rates, cpus = [s[0] for s in samples[cell][name]], [s[1] for s in samples[cell][name]]
+            best, median, cpu = max(rates), statistics.median(rates), statistics.median(cpus)
+            line += (
+                f"{best:>8.1f}/{median:>6.1f} {best / base_best:>4.2f}x {cpu:>5.2f}ms {cpu / base_cpu:>4.2f}"
+            )
+            row[name] = {
+                "best": round(best, 2),
+                "median": round(median, 2),
+                "ratio_best": round(best / base_best, 3),
+                "cpu_ms_per_text_median": round(cpu, 3),
+                "cpu_ratio": round(cpu / base_cpu, 3),
+            }
         rows.append(row)
         print(line)
     load_after = load_average()

@@ -2,9 +2,11 @@
 
 No export step and no torch: the weights that run are the bytes whose sha256 the server just checked. The
 graph is the textbook one (HF `BertModel`, absolute positions, post-LayerNorm, erf GELU); ONNX Runtime's
-optimiser fuses parts of it (LayerNorm, GELU, MatMul+scale) at session creation. ORT's contrib Attention and
-SkipLayerNormalization ops were tried: no measurable gain on this CPU (1 thread, CPU time: 7.9 vs 8.2 ms for
-one sentence, 46.9 vs 49.5 ms at 130 tokens), so the graph keeps standard ops only.
+optimiser fuses parts of it (GELU with its bias, MatMul+scale) at session creation. The graph ORT's transformer
+optimizer would make of it (contrib Attention, SkipLayerNormalization, BiasGelu) is written by `fused=True`; it
+cost more CPU on this AMD EPYC (bench/encoder_forward.py: 6-17 % more per text with 2 threads, SkipLayerNormalization
+the worse part, Attention alone within 3 %), so the standard ops stay the default and the contrib ops are the
+entry option `fused_ops` for CPUs where they win.
 Inputs `input_ids` and `attention_mask` (int64, batch x tokens); output the last hidden state. Token types
 are all zero, as sentence-transformers sends. `BertSession` is the graph in a ready ONNX Runtime session, shared
 by the MiniLM embedder and the transformers backend's BERT classifiers.
@@ -23,7 +25,7 @@ OPSET = 17  # LayerNormalization
 
 
 def bert_graph(
-    weights: Mapping[str, np.ndarray], config: Mapping[str, Any], fused: bool = True
+    weights: Mapping[str, np.ndarray], config: Mapping[str, Any], fused: bool = False
 ) -> tuple[bytes, dict[str, np.ndarray]]:
     """The serialized graph and its large weights, kept out of the protobuf: hand them to ONNX Runtime with
     `SessionOptions.add_external_initializers`, which uses the arrays without another copy (the weights then
@@ -192,18 +194,20 @@ def _session_options(threads: int) -> Any:
 
 class BertSession:
     """A BERT encoder's weights (`weights`, `config` as in config.json) run by ONNX Runtime on the CPU.
-    `fuse`: ORT's fused contrib ops (see `bert_graph`); off, the graph has standard ops only."""
+    `fuse`: ORT's fused contrib ops (see `bert_graph`), which need the padding on the right; off (the default),
+    the graph has standard ops only."""
 
     def __init__(
         self,
         weights: Mapping[str, np.ndarray],
         config: Mapping[str, Any],
         threads: int = 0,
-        fuse: bool = True,
+        fuse: bool = False,
     ) -> None:
         import onnxruntime as ort
 
         graph, external = bert_graph(weights, config, fused=fuse)
+        self.fused = fuse
         self.nbytes = 2 * sum(a.nbytes for a in external.values())  # numpy weights + ORT's packed copies
         options = _session_options(threads or default_threads())
         self._values = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in external.items()}
@@ -212,7 +216,9 @@ class BertSession:
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The last hidden state, float32 (batch, tokens, hidden). Padding on the right (see `bert_graph`)."""
+        """The last hidden state, float32 (batch, tokens, hidden)."""
+        if self.fused and (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+            raise ValueError("The fused BERT graph needs its inputs padded on the right.")
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
         (out,) = self.session.run(None, feeds)
         return np.asarray(out)

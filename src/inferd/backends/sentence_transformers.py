@@ -51,7 +51,7 @@ class SentenceTransformersBackend(Backend):
         folder = Path(path)
         encoder: _Encoder
         if runtime == "onnxruntime":
-            encoder = _OrtBertEncoder(folder, threads)
+            encoder = _OrtBertEncoder(folder, threads, fuse=bool(entry.options.get("fused_ops", False)))
         elif runtime == "torch":
             encoder = _TorchEncoder(folder, threads)
         else:
@@ -215,7 +215,7 @@ def _pooling(folder: Path) -> str:
 
 
 class _OrtBertEncoder(_Encoder):
-    def __init__(self, folder: Path, threads: int) -> None:
+    def __init__(self, folder: Path, threads: int, fuse: bool = False) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -232,7 +232,7 @@ class _OrtBertEncoder(_Encoder):
         self.dim = int(config["hidden_size"])
         weights = load_file(str(folder / "model.safetensors"))
         check_finite_weights(weights.items(), str(folder))
-        self.bert = BertSession(weights, config, threads)
+        self.bert = BertSession(weights, config, threads, fuse=fuse)
         self.nbytes = self.bert.nbytes
         self._tokenizers: dict[str, Any] = {}
         for direction in ("right", "left"):

@@ -56,7 +56,8 @@ def accelerate(pipe: Any, entry: ModelEntry, path: str) -> int:
     config = json.loads((folder / "config.json").read_text())
     weights = load_file(str(folder / "model.safetensors"))
     check_finite_weights(weights.items(), f"Model {entry.model_id}")
-    session = BertSession(weights, config, int(entry.options.get("threads", 0)))
+    threads, fuse = int(entry.options.get("threads", 0)), bool(entry.options.get("fused_ops", False))
+    session = BertSession(weights, config, threads, fuse=fuse)
     kind = _HEADS[config["architectures"][0]]
     pipe.model = OrtForward(pipe.model, session, _head(kind, weights))
     return session.nbytes
