@@ -80,22 +80,47 @@ def test_minilm_digests_are_the_upstream_files():
     verify_sha256(MINILM, resolve_source(MINILM), DigestCache(None))
 
 
-def test_features_match_sentence_transformers(minilm):
+_PROSE = (
+    "The committee approved the budget after a long debate about schools, roads and the new hospital wing; "
+    "several members asked for a review of the costs in the spring, and the mayor promised a public report."
+).split()
+# Lengths from 1 to past the 256-token cut, in one call of more than one forward chunk (16), so that rows of
+# different lengths share a padded batch; plus unicode, an empty text and punctuation-only.
+FIDELITY_TEXTS = [
+    "A man is playing a guitar.",
+    "The central bank raised interest rates by a quarter point.",
+    "x",
+    "",
+    "Unicode: café, naïve, 東京, emoji 🙂, Ελληνικά, русский",
+    "?!... --- ;;",
+    "word " * 300,  # longer than the 256 tokens the model takes: cut on the right, as ST does
+    *(" ".join((_PROSE * 8)[i : i + n]) for i, n in enumerate((2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 200))),
+    *(f"Short sentence number {i} about the weather." for i in range(8)),
+]
+
+
+@pytest.fixture(scope="module")
+def sentence_transformers_reference():
     if not importlib.util.find_spec("sentence_transformers"):
         pytest.skip("sentence-transformers not installed: nothing to compare the ONNX graph with")
     from sentence_transformers import SentenceTransformer
 
-    texts = [
-        "A man is playing a guitar.",
-        "The central bank raised interest rates by a quarter point.",
-        "x",
-        "Unicode: café, naïve, 東京, emoji 🙂",
-        "word " * 300,  # longer than the 256 tokens the model takes: cut on the right, as ST does
-    ]
-    reference = SentenceTransformer(str(resolve_source(MINILM)), device="cpu").encode(texts)
-    ours = np.stack(minilm.predict("feature-extraction", texts, {"truncate": True}))
-    assert ours.shape == (5, 384) and ours.dtype == np.float32
-    assert np.abs(ours - reference).max() < 1e-4
+    return SentenceTransformer(str(resolve_source(MINILM)), device="cpu").encode(FIDELITY_TEXTS)
+
+
+@pytest.mark.parametrize("fused_ops", [False, True], ids=["standard-ops", "fused-ops"])
+def test_features_match_sentence_transformers(minilm, sentence_transformers_reference, fused_ops):
+    model = (
+        minilm
+        if not fused_ops
+        else load(dataclasses.replace(MINILM, options={**MINILM.options, "fused_ops": True}))
+    )
+    assert model.encoder.bert.fused is fused_ops
+    ours = np.stack(model.predict("feature-extraction", FIDELITY_TEXTS, {"truncate": True}))
+    assert ours.shape == (len(FIDELITY_TEXTS), 384) and ours.dtype == np.float32
+    assert np.abs(ours - sentence_transformers_reference).max() < 1e-4
+    alone = [model.predict("feature-extraction", [t], {"truncate": True})[0] for t in FIDELITY_TEXTS[:8]]
+    assert np.abs(np.stack(alone) - ours[:8]).max() < 1e-5  # padding in a batch changes nothing
 
 
 def test_torch_runtime_agrees_with_onnxruntime(minilm):

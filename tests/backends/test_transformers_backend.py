@@ -240,17 +240,20 @@ def test_text_runners_price_their_inputs_for_the_token_budget(tiny_models):
     assert clf.input_tokens("text-classification", "x" * 100_000) == limit  # cut where the model cuts
 
 
+@pytest.mark.parametrize("fused_ops", [False, True], ids=["standard-ops", "fused-ops"])
 @pytest.mark.parametrize("task", ["text-classification", "token-classification"])
-def test_bert_classifiers_run_on_onnxruntime_and_agree_with_torch(tiny_models, task):
+def test_bert_classifiers_run_on_onnxruntime_and_agree_with_torch(tiny_models, task, fused_ops):
     pytest.importorskip("onnxruntime", reason="the models-text extra is not installed")
-    ort = load(tiny_models, task)  # runtime "auto": ONNX Runtime for a plain BERT classifier
+    # runtime "auto": ONNX Runtime for a plain BERT classifier; fused_ops: ORT's contrib ops in its graph
+    ort = load(tiny_models, task, options={"fused_ops": fused_ops})
     torch_only = load(tiny_models, task, options={"runtime": "torch"})
     from inferd.backends.transformers.ort_bert import OrtForward
 
     assert isinstance(ort.runners[task].pipe.model, OrtForward)
+    assert ort.runners[task].pipe.model._session.fused is fused_ops
     assert not isinstance(torch_only.runners[task].pipe.model, OrtForward)
     assert ort.memory_bytes() > torch_only.memory_bytes()  # the session's weights are counted
-    texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]
+    texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]  # padded together
     got, want = ort.predict(task, texts, {}), torch_only.predict(task, texts, {})
     for g, w in zip(got, want, strict=True):
         assert [x.get("label", x.get("entity_group")) for x in g] == [
