@@ -3,6 +3,8 @@
     python bench/encoder_forward.py                       # every variant, short and 128-token texts, batch 1/16/32
     python bench/encoder_forward.py --variants plain fused --batches 16 --rounds 5
     python bench/encoder_forward.py --rss fused           # peak and steady RSS of building one variant
+    python bench/encoder_forward.py --padding             # mixed-length batches: how encode() splits them
+    python bench/encoder_forward.py --cost                # CPU cost of one forward pass by rows x tokens
 
 No HTTP, no batching, no tokenizing in the timed part: each cell runs `session.run` on the same token ids (the
 model's own tokenizer, `make_texts` of bench/embeddings.py: ~12-token "short" texts and exactly 128-token "long"
@@ -22,6 +24,12 @@ Variants (ONNX Runtime intra-op threads 2 and no spinning unless named):
   infinity-onnx    the model.onnx that infinity-emb's `--engine optimum` exports (bench/peers/infinity.py builds it
                    in /tmp/inferd-bench-models/minilm-infinity-onnx), plain ORT session, same threads: a reference
 Writes bench/results/encoder_forward.json.
+
+`--padding` times the whole `_OrtBertEncoder.encode` (tokenizing, padding, forward passes, pooling) on batches
+of mixed lengths, with its chunking swapped: "runs-of-16" (sorted by length, cut every 16 texts, inferd before
+2026-12-06) against `length_chunks` (sorted, cut where padding costs more than another forward pass), and
+`length_chunks` with a call 3x cheaper or dearer than `_CALL_TOKENS` as a check of its one constant. `--cost` fits that constant.
+Writes bench/results/encoder_padding.json.
 """
 
 from __future__ import annotations
@@ -216,6 +224,109 @@ def rss_of(variant: str) -> dict[str, float]:
     }
 
 
+def _encoder() -> Any:
+    from inferd.backends.sentence_transformers import _OrtBertEncoder
+
+    return _OrtBertEncoder(Path(model_folder()), threads=2)
+
+
+def padding_batches() -> dict[str, list[str]]:
+    """Batches as a server's batcher may form them from mixed traffic (seeded)."""
+    short, long = make_texts("short", 64), make_texts("long", 64)
+    rng = np.random.default_rng(0)
+    words = [t.split() for t in long]
+    mixed = [" ".join(words[i][: int(rng.integers(3, 110))]) for i in range(32)]
+    return {
+        "1 long + 15 short": [long[0], *short[:15]],
+        "8 short + 16 long": [*short[:8], *long[:16]],
+        "32 of 3-110 words": mixed,
+        "32 short": short[:32],
+        "16 long": long[:16],
+    }
+
+
+def compare_padding(rounds: int, seconds: float) -> list[dict[str, Any]]:
+    from inferd.backends import sentence_transformers as st
+
+    encoder = _encoder()
+    todays = st.length_chunks
+
+    def runs_of_16(lengths: Any, most: int = 16, call: int = 0) -> list[tuple[int, int]]:
+        return [(i, min(i + 16, len(lengths))) for i in range(0, len(lengths), 16)]
+
+    chunkers = {
+        "runs-of-16": runs_of_16,
+        "length_chunks": todays,
+        "length_chunks-call-div3": lambda lengths: todays(lengths, call=st._CALL_TOKENS // 3),
+        "length_chunks-call-x3": lambda lengths: todays(lengths, call=3 * st._CALL_TOKENS),
+    }
+    batches = padding_batches()
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {b: {c: [] for c in chunkers} for b in batches}
+
+    def encode_with(chunker: Any) -> Forward:
+        def encode(texts: Any, _: Any) -> Any:
+            st.length_chunks = chunker
+            try:
+                return encoder.encode(texts, "right")
+            finally:
+                st.length_chunks = todays
+
+        return encode
+
+    names = list(chunkers)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for batch, texts in batches.items():
+            for name in order:
+                samples[batch][name].append(
+                    texts_per_second(encode_with(chunkers[name]), texts, None, seconds)
+                )
+        print(f"round {r + 1}/{rounds} done, load {load_average()}", flush=True)
+    print(
+        f"\nencode() texts/s best / median of {rounds} rounds; CPU ms per text (median) and its ratio to runs-of-16"
+    )
+    print(f"{'batch':<20}" + "".join(f"{n:>34}" for n in names))
+    rows = []
+    for batch in batches:
+        line, row = f"{batch:<20}", {"batch": batch}
+        base_cpu = statistics.median(s[1] for s in samples[batch][names[0]])
+        for name in names:
+            rates, cpus = [s[0] for s in samples[batch][name]], [s[1] for s in samples[batch][name]]
+            best, median, cpu = max(rates), statistics.median(rates), statistics.median(cpus)
+            line += f"{best:>9.1f}/{median:>7.1f} {cpu:>6.2f}ms {cpu / base_cpu:>5.2f}x"
+            row[name] = {
+                "best": round(best, 2),
+                "median": round(median, 2),
+                "cpu_ms_per_text_median": round(cpu, 3),
+            }
+        print(line)
+        rows.append(row)
+    return rows
+
+
+def fit_call_cost() -> dict[str, float]:
+    """CPU ms of one forward pass over rows x tokens of random ids, fitted as a + b * rows * tokens."""
+    forward = _bert_session()
+    rng = np.random.default_rng(0)
+    points = []
+    for tokens in (8, 16, 32, 64):
+        for rows in (1, 2, 4, 8, 16):
+            ids = rng.integers(1000, 20000, (rows, tokens)).astype(np.int64)
+            mask = np.ones_like(ids)
+            _, cpu_per_row = texts_per_second(forward, ids, mask, 0.3)
+            points.append((rows * tokens, cpu_per_row * rows))
+            print(f"  {rows:>2} x {tokens:>3} tokens: {cpu_per_row * rows:7.2f} ms CPU", flush=True)
+    # relative errors: the small calls, where the constant matters, weigh as much as the large ones
+    design = np.array([[1.0 / y, x / y] for x, y in points])
+    a, b = np.linalg.lstsq(design, np.ones(len(points)), rcond=None)[0]
+    print(f"one call: {a:.2f} ms + {b:.4f} ms per padded token = {a / b:.1f} tokens' worth")
+    return {
+        "call_ms": round(float(a), 3),
+        "ms_per_token": round(float(b), 5),
+        "call_in_tokens": round(float(a / b), 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,10 +339,28 @@ def main() -> None:
     parser.add_argument(
         "--rss", metavar="VARIANT", choices=list(VARIANTS), help="measure one variant's memory"
     )
+    parser.add_argument("--padding", action="store_true", help="compare how encode() splits mixed batches")
+    parser.add_argument("--cost", action="store_true", help="fit the CPU cost of one forward pass")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.rss:
         print(json.dumps({args.rss: rss_of(args.rss)}))
+        return
+    if args.cost:
+        print(json.dumps(fit_call_cost()))
+        return
+    if args.padding:
+        load_before = load_average()
+        rows = compare_padding(args.rounds, args.seconds)
+        payload = {
+            "machine": machine_info(["onnxruntime", "tokenizers"]),
+            "command": "python bench/encoder_forward.py " + " ".join(sys.argv[1:]),
+            "load_average": {"before": load_before, "after": load_average()},
+            "unit": "texts/s; cpu_ms_per_text",
+            "rows": rows,
+        }
+        if not args.no_write:
+            print(f"wrote {write_results('encoder_padding', payload)}")
         return
 
     load_before = load_average()
