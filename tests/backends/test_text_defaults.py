@@ -168,6 +168,20 @@ def test_other_poolings_are_refused_on_onnxruntime(tmp_path):
         get_backend("sentence-transformers").load(MINILM, str(folder))
 
 
+def test_length_chunks_split_where_padding_costs_more_than_a_pass():
+    from inferd.backends.sentence_transformers import length_chunks
+
+    assert length_chunks([]) == []
+    assert length_chunks([12] * 15 + [128]) == [(0, 15), (15, 16)]  # not 16 rows padded to 128 tokens
+    assert length_chunks([12] * 8 + [128] * 16) == [(0, 8), (8, 24)]
+    assert len(length_chunks([10] * 40)) == 3  # equal lengths: the fewest passes of up to 16
+    assert length_chunks([10, 11, 12, 13]) == [(0, 4)]  # a pass costs more than this padding
+    lengths = sorted((7 * i) % 120 + 3 for i in range(50))
+    runs = length_chunks(lengths)
+    assert [start for start, _ in runs] == [0] + [end for _, end in runs[:-1]] and runs[-1][1] == 50
+    assert all(0 < end - start <= 16 for start, end in runs)
+
+
 def test_minilm_prices_texts_in_tokens_up_to_its_limit(minilm):
     assert minilm.max_input_tokens == 256
     short = "The committee approved the budget yesterday."
