@@ -21,6 +21,7 @@ Variants (ONNX Runtime intra-op threads 2 and no spinning unless named):
   plain-extended / fused-extended   ORT_ENABLE_EXTENDED instead of ORT_ENABLE_ALL
   plain-1-thread, fused-1-thread   one intra-op thread
   plain-spinning   two intra-op threads that spin while idle (ORT's default; inferd turns it off)
+  plain-dynamic-block  ORT's `session.dynamic_block_base` 4: work cut into shrinking blocks that idle threads take
   infinity-onnx    the model.onnx that infinity-emb's `--engine optimum` exports (bench/peers/infinity.py builds it
                    in /tmp/inferd-bench-models/minilm-infinity-onnx), plain ORT session, same threads: a reference
 Writes bench/results/encoder_forward.json.
@@ -64,13 +65,17 @@ def _weights_and_config() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return load_file(str(folder / "model.safetensors")), json.loads((folder / "config.json").read_text())
 
 
-def _options(level: str = "all", threads: int = 2, spinning: bool = False) -> Any:
+def _options(level: str = "all", threads: int = 2, spinning: bool = False, block_base: int = 0) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if (
+        block_base
+    ):  # smaller work blocks handed out as threads free up: a thread preempted by a neighbour stalls less
+        options.add_session_config_entry("session.dynamic_block_base", str(block_base))
     options.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -91,14 +96,14 @@ def _run(session: Any) -> Forward:
 
 
 def _bert_session(
-    level: str = "all", threads: int = 2, spinning: bool = False, fuse: bool = False
+    level: str = "all", threads: int = 2, spinning: bool = False, fuse: bool = False, block_base: int = 0
 ) -> Forward:
     """inferd's own BertSession, with the session options swapped in."""
     from inferd.backends import _bert_onnx
 
     weights, config = _weights_and_config()
     original = _bert_onnx._session_options
-    _bert_onnx._session_options = lambda threads_: _options(level, threads, spinning)  # type: ignore[assignment]
+    _bert_onnx._session_options = lambda threads_: _options(level, threads, spinning, block_base)  # type: ignore[assignment]
     try:
         session = _bert_onnx.BertSession(weights, config, threads, fuse=fuse)
     finally:
@@ -161,6 +166,7 @@ VARIANTS: dict[str, Callable[[], Forward | None]] = {
     "plain-1-thread": lambda: _bert_session(threads=1, fuse=False),
     "fused-1-thread": lambda: _bert_session(threads=1, fuse=True),
     "plain-spinning": lambda: _bert_session(spinning=True),
+    "plain-dynamic-block": lambda: _bert_session(block_base=4),
     "infinity-onnx": _infinity,
 }
 
