@@ -7,6 +7,9 @@ Two runtimes, chosen by the entry's `options["runtime"]`:
       285 MB RSS instead of 510 MB, and costs less CPU (1 thread: 7 vs 16 ms for one sentence, 245 vs 301 ms
       for 64 short ones).
   "torch" for anything else: sentence-transformers itself (its own pipeline decides normalisation).
+`options["fused_ops"]` (onnxruntime only, off by default) runs ONNX Runtime's fused contrib ops instead of the
+standard ones (see `_bert_onnx.bert_graph`); a batch is sorted by length and cut into forward passes where the
+padding would cost more than another pass (`length_chunks`).
 
 Zero-shot classification is an approximation, named so in `approximations`: the text and one hypothesis per
 label ("This text is about {}.") are embedded, and the scores come from their cosine similarity. Single-label:
