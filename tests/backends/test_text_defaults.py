@@ -80,22 +80,41 @@ def test_minilm_digests_are_the_upstream_files():
     verify_sha256(MINILM, resolve_source(MINILM), DigestCache(None))
 
 
-def test_features_match_sentence_transformers(minilm):
+_PROSE = (
+    "The committee approved the budget after a long debate about schools, roads and the new hospital wing; "
+    "several members asked for a review of the costs in the spring, and the mayor promised a public report."
+).split()
+# Lengths from 1 to past the 256-token cut, in one call of more than one forward chunk (16), so that rows of
+# different lengths share a padded batch; plus unicode, an empty text and punctuation-only.
+FIDELITY_TEXTS = [
+    "A man is playing a guitar.",
+    "The central bank raised interest rates by a quarter point.",
+    "x",
+    "",
+    "Unicode: café, naïve, 東京, emoji 🙂, Ελληνικά, русский",
+    "?!... --- ;;",
+    "word " * 300,  # longer than the 256 tokens the model takes: cut on the right, as ST does
+    *(" ".join((_PROSE * 8)[i : i + n]) for i, n in enumerate((2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 200))),
+    *(f"Short sentence number {i} about the weather." for i in range(8)),
+]
+
+
+@pytest.fixture(scope="module")
+def sentence_transformers_reference():
     if not importlib.util.find_spec("sentence_transformers"):
         pytest.skip("sentence-transformers not installed: nothing to compare the ONNX graph with")
     from sentence_transformers import SentenceTransformer
 
-    texts = [
-        "A man is playing a guitar.",
-        "The central bank raised interest rates by a quarter point.",
-        "x",
-        "Unicode: café, naïve, 東京, emoji 🙂",
-        "word " * 300,  # longer than the 256 tokens the model takes: cut on the right, as ST does
-    ]
-    reference = SentenceTransformer(str(resolve_source(MINILM)), device="cpu").encode(texts)
-    ours = np.stack(minilm.predict("feature-extraction", texts, {"truncate": True}))
-    assert ours.shape == (5, 384) and ours.dtype == np.float32
-    assert np.abs(ours - reference).max() < 1e-4
+    return SentenceTransformer(str(resolve_source(MINILM)), device="cpu").encode(FIDELITY_TEXTS)
+
+
+def test_features_match_sentence_transformers(minilm, sentence_transformers_reference):
+    model = minilm
+    ours = np.stack(model.predict("feature-extraction", FIDELITY_TEXTS, {"truncate": True}))
+    assert ours.shape == (len(FIDELITY_TEXTS), 384) and ours.dtype == np.float32
+    assert np.abs(ours - sentence_transformers_reference).max() < 1e-4
+    alone = [model.predict("feature-extraction", [t], {"truncate": True})[0] for t in FIDELITY_TEXTS[:8]]
+    assert np.abs(np.stack(alone) - ours[:8]).max() < 1e-5  # padding in a batch changes nothing
 
 
 def test_torch_runtime_agrees_with_onnxruntime(minilm):
@@ -141,6 +160,20 @@ def test_other_poolings_are_refused_on_onnxruntime(tmp_path):
     folder = _with_pooling(tmp_path, pooling_mode_max_tokens=True)
     with pytest.raises(ValueError, match="mean or \\[CLS\\] token only.*use runtime 'torch'"):
         get_backend("sentence-transformers").load(MINILM, str(folder))
+
+
+def test_length_chunks_split_where_padding_costs_more_than_a_pass():
+    from inferd.backends.sentence_transformers import length_chunks
+
+    assert length_chunks([]) == []
+    assert length_chunks([12] * 15 + [128]) == [(0, 15), (15, 16)]  # not 16 rows padded to 128 tokens
+    assert length_chunks([12] * 8 + [128] * 16) == [(0, 8), (8, 24)]
+    assert len(length_chunks([10] * 40)) == 3  # equal lengths: the fewest passes of up to 16
+    assert length_chunks([10, 11, 12, 13]) == [(0, 4)]  # a pass costs more than this padding
+    lengths = sorted((7 * i) % 120 + 3 for i in range(50))
+    runs = length_chunks(lengths)
+    assert [start for start, _ in runs] == [0] + [end for _, end in runs[:-1]] and runs[-1][1] == 50
+    assert all(0 < end - start <= 16 for start, end in runs)
 
 
 def test_minilm_prices_texts_in_tokens_up_to_its_limit(minilm):

@@ -247,7 +247,7 @@ def test_bert_classifiers_run_on_onnxruntime_and_agree_with_torch(tiny_models, t
     torch_only = load(tiny_models, task, options={"runtime": "torch"})
     assert ort.runners[task].ort is not None and torch_only.runners[task].ort is None
     assert ort.memory_bytes() > torch_only.memory_bytes()  # the session's weights are counted
-    texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]
+    texts = ["I like you", "Paris is in France and Angela lives in Berlin", "no"]  # padded together
     got, want = ort.predict(task, texts, {}), torch_only.predict(task, texts, {})
     for g, w in zip(got, want, strict=True):
         assert [x.get("label", x.get("entity_group")) for x in g] == [
