@@ -70,7 +70,7 @@ def lua_script(bodies: list[str]) -> str:
 
 
 # Same server, one `inferd serve` flag changed: measured only when named in --systems.
-VARIANTS = {"prefetch 1": ["--prefetch-batches", "1"], "prefetch 0": ["--prefetch-batches", "0"]}
+VARIANTS = {"prefetch 1": ["--prefetch-batches", "1"]}
 
 
 def serve(*args: str) -> list[str]:

@@ -237,7 +237,7 @@ async def test_without_memory_bytes_the_rss_growth_of_the_load_is_counted(tmp_pa
 @pytest.mark.parametrize("prefetch", [0, 1])
 async def test_a_cancelled_request_never_reaches_the_model(tmp_path, prefetch):
     """Without prefetch the next batch is formed only after the running one: a request cancelled meanwhile never
-    reaches the model. With prefetch (the default) the batch [gone, kept] is already queued on the model's thread,
+    reaches the model. With prefetch (`--prefetch-batches 1`) the batch [gone, kept] is already queued on the model's thread,
     which starts it the moment `first` ends, possibly before the loop has seen the cancel: then its work runs and is
     lost (`kept` is answered once, from a batch without `gone` when the recall came first), never its answer."""
     backend = SizedBackend()

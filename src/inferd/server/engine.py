@@ -64,12 +64,11 @@ class EngineSettings:
     # Concurrent streams of one model decoded together when its backend can (TextGenerator.batched); 1: one
     # generation at a time per model, the others wait their turn.
     max_streams: int = 8
-    # Batches formed and handed to the model's thread while one runs (see batching.py): the model goes straight
-    # from one batch to the next instead of idling while the event loop fans results out and forms the next.
-    # Measured with wrk, MiniLM on 2 cores, 64 clients: short texts 452 vs 343 req/s, 128 tokens 50.0 vs 44.8
-    # (bench/embeddings_wrk.py --systems "inferd /v1/embeddings, prefetch"). A prefetched batch that loses a
-    # caller is recalled before it runs (batching.py), so a cancelled request still never reaches the model.
-    prefetch_batches: int = 1
+    # Batches formed and handed to the model's thread while one runs (see batching.py; `--prefetch-batches`). Off:
+    # on a quiet 2-core machine it changed nothing (MiniLM, 64 clients, wrk: 821 vs 818 req/s short, 119.8 vs 118.1
+    # at 128 tokens; aiohttp: 806 vs 813, 116.3 vs 115.8; runs under load disagreed with each other), and with it a
+    # request cancelled just as the running batch ends can still reach the model (its answer is never sent).
+    prefetch_batches: int = 0
 
 
 class Engine:
