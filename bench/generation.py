@@ -51,7 +51,7 @@ def run(tokens: int, runs: int, streams: int) -> None:
         model_path=f"{folder}/{entry.options['file']}",
         n_ctx=int(entry.options["n_ctx"]),
         n_threads=model._llm.n_threads,
-        n_threads_batch=model._llm.n_threads,
+        n_threads_batch=model._llm.n_threads_batch,
         verbose=False,
     )
     prompt = model.chat_prompt(PROMPT)

@@ -90,16 +90,15 @@ def cores() -> int:
 def raw_streams(tokens: int, n: int, flash_attn: bool = False) -> list[dict[str, Any]]:
     import llama_cpp
 
-    from inferd.backends.llama_cpp import _default_threads
+    from inferd.backends.llama_cpp import _default_batch_threads, _default_threads
 
-    # The same thread count as inferd's backend (half the cores), so that the ratio compares the serving path,
-    # not thread counts.
-    threads = _default_threads()
+    # inferd's thread counts, which are also Llama()'s defaults (half the cores for one-token steps, every core for
+    # prompts): the ratio compares the serving path, not thread counts.
     llm = llama_cpp.Llama(
         model_path=gguf_path(),
         n_ctx=4096,
-        n_threads=threads,
-        n_threads_batch=threads,
+        n_threads=_default_threads(),
+        n_threads_batch=_default_batch_threads(),
         flash_attn=flash_attn,  # off, as Llama() has it unless asked: the call as its users make it
         verbose=False,
     )
@@ -189,6 +188,10 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
         "inferd": (inferd_serve(MODEL_ID), "/health"),
         # Measured only when named in --systems: the default model with flash attention off (llama-cpp-python's
         # default), faster alone past a few hundred tokens, slower with concurrent streams.
+        "inferd (1 batch thread)": (
+            inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"n_threads_batch": 1}))]),
+            "/health",
+        ),
         "inferd (plain attention)": (
             inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"flash_attn": False}))]),
             "/health",

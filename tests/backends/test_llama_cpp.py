@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 import time
 
 import pytest
@@ -64,6 +65,8 @@ def test_batched_streams_take_the_models_context_settings(model, plain_attention
             params = batch._ctx.params
             assert params.flash_attn_type == flash
             assert params.n_threads == loaded._llm.n_threads and params.n_seq_max == 2 and params.kv_unified
+            # one-token steps on half the cores, steps of several tokens on all of them
+            assert params.n_threads_batch == len(os.sched_getaffinity(0)) >= params.n_threads
         finally:
             batch.close()
 
