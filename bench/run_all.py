@@ -52,6 +52,12 @@ SUITE = (
         [],
         "streaming chat: inferd vs llama-cpp-python's server vs the raw llama.cpp call",
     ),
+    (
+        "chat_openai_sdk.py",
+        "chat_openai_sdk",
+        [],
+        "streaming chat from outside: the openai SDK against a fresh inferd serve vs the raw llama.cpp call",
+    ),
     ("generation.py", "generation", [], "llama.cpp backend vs the raw call, in process (no HTTP)"),
     ("client_overhead.py", "client_overhead", [], "client overhead: inferd's client vs huggingface_hub"),
     ("serve_batching.py", "serve_batching", [], "the engine's batching on vs off"),
@@ -132,6 +138,11 @@ def _section(stem: str, title: str) -> str:
         ]
     if data.get("model"):
         out += [f"Model: {data['model']}." + (f" Unit: {data['unit']}." if data.get("unit") else ""), ""]
+    commands = data.get("server_commands") or (
+        {"inferd": data["server_command"]} if data.get("server_command") else {}
+    )
+    if commands:
+        out += ["Servers as started:", ""] + [f"- {name}: `{cmd}`" for name, cmd in commands.items()] + [""]
     if data.get("table"):
         out += [data["table"], ""]
     elif isinstance(data.get("rows") or data.get("runs"), list):
@@ -143,7 +154,7 @@ def _section(stem: str, title: str) -> str:
         out += ["Ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items()), ""]
     if data.get("goals"):
         goals = [{**g, "met": "yes" if g["met"] else "**no**"} for g in data["goals"]]
-        out += ["Goals (issue 5):", "", _table(goals, ["goal", "measured", "target", "met"]), ""]
+        out += ["Goals:", "", _table(goals, ["goal", "measured", "target", "met"]), ""]
     for note in data.get("notes", []):
         out.append(f"- {note}")
     if data.get("notes"):
@@ -166,7 +177,10 @@ def render_docs() -> Path:
         "",
         "Every benchmark runs inferd and its alternatives **in the same run, on the same model and machine, from "
         "the same load generator** (bench/_harness.py: closed-loop aiohttp clients on keep-alive connections to "
-        "127.0.0.1, each run bounded in requests and seconds). Latencies are client-side, per request.",
+        "127.0.0.1, each run bounded in requests and seconds). Latencies are client-side, per request. Two "
+        "benchmarks check the others from outside with a different client: bench/embeddings_wrk.py (wrk, a C "
+        "load generator) and bench/chat_openai_sdk.py (the openai SDK against `inferd serve` with no flags). "
+        "Each results file records the server command lines and the load generator's own CPU per request.",
         "",
         "Reproduce everything:",
         "",

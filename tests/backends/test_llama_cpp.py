@@ -56,6 +56,23 @@ def plain_attention_model(model):
     loaded.close()
 
 
+def test_concurrent_streams_get_the_cells_the_entry_gives_them(model):
+    # 8 streams of the default 512 new tokens plus a chat prompt need more than the model's 4096 cells; with
+    # 4096 the eighth waited, then got a 429. The default entry gives the streams' context 8192.
+    assert ENTRY.options["streams_n_ctx"] == 8192
+    batch = model.batched(max_streams=8)
+    try:
+        sids = [
+            batch.add(f"Tell me a story about the number {i}.", {"max_new_tokens": 512}) for i in range(8)
+        ]
+        assert batch._admit() == []  # what step() does first: every stream gets its cells at once
+        assert not batch._waiting and sorted(batch._live) == sorted(sids)
+    finally:
+        batch.close()
+    kv_cell = 2 * 30 * 192 * 2  # K and V, 30 layers, 192 wide, f16
+    assert model.memory_bytes() == os.path.getsize(model._llm.model_path) + kv_cell * (4096 + 8192)
+
+
 def test_batched_streams_take_the_models_context_settings(model, plain_attention_model):
     # Flash attention on unless the options say otherwise, in the context that serves concurrent streams too.
     for loaded, flash in ((model, 1), (plain_attention_model, 0)):
@@ -299,7 +316,9 @@ def test_batched_streams_reuse_a_cached_prompt_prefix(model):
 def test_one_long_stream_leaves_room_for_a_short_one(model, france):
     # Issue 10 row 6: a stream asking for nearly the whole cache used to reserve it all; a chat then waited for
     # it to end. Its reservation is now bounded (half the cache), so the chat runs beside it and ends first.
-    batch = model.batched(max_streams=8)
+    from inferd.backends.llama_cpp_batch import BatchedStreams
+
+    batch = BatchedStreams(model, max_streams=8, n_ctx=model.context_length)  # as many cells as one context
     try:
         long = batch.add("Count from one to a thousand: one, two,", {"max_new_tokens": 4000})
         short = batch.add(france, {"max_new_tokens": 5})

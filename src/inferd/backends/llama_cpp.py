@@ -112,6 +112,7 @@ class LlamaCppBackend(Backend):
             llm,
             tasks=entry.tasks or ("text-generation",),
             default_system_prompt=options.get("default_system_prompt"),
+            streams_n_ctx=int(options.get("streams_n_ctx") or 0) or None,
         )
 
 
@@ -119,8 +120,19 @@ class LlamaCppModel(TextGenerator):
     supported_parameters = SUPPORTED_PARAMETERS
     approximations = prompted.APPROXIMATIONS
 
-    def __init__(self, llm: Any, tasks: Sequence[str], default_system_prompt: str | None = None) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        tasks: Sequence[str],
+        default_system_prompt: str | None = None,
+        streams_n_ctx: int | None = None,
+    ) -> None:
         import llama_cpp
+
+        # KV cells shared by the streams the server decodes together (`options["streams_n_ctx"]`; default the
+        # model's n_ctx). A stream reserves its prompt + max_new_tokens before it starts, so 8 streams of the
+        # default 512 new tokens need more than 4096 cells: with 4096 the eighth waited, then got a 429.
+        self._streams_n_ctx = streams_n_ctx
 
         # Put before a conversation that brings no system message of its own (a catalogue option: small models
         # can behave far better under a prompt other than their template's default).
@@ -209,7 +221,8 @@ class LlamaCppModel(TextGenerator):
                 int(meta[f"{arch}.attention.head_count_kv"]),
             )
             kv_width = int(meta[f"{arch}.embedding_length"]) // heads * kv_heads
-            size += 2 * layers * kv_width * self.context_length * 2  # K and V, f16
+            cells = self.context_length + (self._streams_n_ctx or self.context_length)  # both contexts
+            size += 2 * layers * kv_width * cells * 2  # K and V, f16
         except (KeyError, OSError, ValueError, ZeroDivisionError):
             pass
         return size
@@ -217,7 +230,7 @@ class LlamaCppModel(TextGenerator):
     def batched(self, max_streams: int = 8) -> BatchedStreams:
         """Streams decoded together in a second context sharing the weights (see llama_cpp_batch)."""
 
-        return BatchedStreams(self, max_streams)
+        return BatchedStreams(self, max_streams, n_ctx=self._streams_n_ctx)
 
     def close(self) -> None:
         self._synced = None
