@@ -210,7 +210,7 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
         k: v
         for k, v in found.items()
         if (not selected and ("(" not in k or k.startswith("llama")))
-        or any(k.startswith(s) for s in selected)
+        or any(k == s if s in found else k.startswith(s) for s in selected)  # a full name: that system only
     }
 
 
