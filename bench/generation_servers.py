@@ -13,11 +13,12 @@ llama-cpp-python's server runs with its defaults (n_threads = cores // 2 = 1 her
 a new request interrupts the running stream), and again with n_threads 2 and interrupt_requests off, so that
 neither its default thread count nor its interrupts decide the comparison alone. The raw call is
 `Llama.create_chat_completion(stream=True)` with the same n_threads as inferd, on one dedicated thread, in a
-process of its own: the single-stream limit (flash attention off, Llama()'s default; inferd turns it on, see
-LlamaCppBackend.load). It runs a second time as inferd runs llama.cpp (flash attention on, the previous prompt's
-cache kept), only for llama.cpp's own time per generated token (`llama_ms_per_token_as_inferd`, its perf
-counters), which inferd's server CPU per token is compared with: the difference is the serving path. `--systems "inferd (plain attention)"` adds inferd with
-`flash_attn = false`.
+process of its own: the single-stream limit (flash attention off, Llama()'s default, as inferd's one-stream path
+has it). It runs a second time with the previous prompt's cache kept, as inferd keeps it, only for llama.cpp's own
+time per generated token (`llama_ms_per_token_as_inferd`, its perf counters), which inferd's server CPU per token
+is compared with: the difference is the serving path. `--systems "inferd (plain attention)"` adds inferd with
+plain attention in the streams' shared context too (`streams_flash_attn = false`), `--systems "inferd (1 batch
+thread)"` with `n_threads_batch = 1`.
 Writes bench/results/generation_servers.json and generation_servers.png. (bench/generation.py, by the LLM
 colleague, compares inferd's backend with the raw call in process, without HTTP.)
 """
@@ -196,7 +197,7 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
             "/health",
         ),
         "inferd (plain attention)": (
-            inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"flash_attn": False}))]),
+            inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"streams_flash_attn": False}))]),
             "/health",
         ),
         "llama-cpp-python server (defaults)": (llama_server, "/v1/models"),
@@ -271,10 +272,10 @@ def summarise(
     }
 
 
-def _raw(tokens: int, flash_attn: bool) -> list[dict[str, Any]]:
+def _raw(tokens: int, keep_cache: bool) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, __file__, "--raw-only", "--tokens", str(tokens)]
-        + (["--raw-flash-attn"] if flash_attn else []),
+        + (["--raw-keep-cache"] if keep_cache else []),
         capture_output=True,
         text=True,
         check=True,
@@ -283,17 +284,17 @@ def _raw(tokens: int, flash_attn: bool) -> list[dict[str, Any]]:
 
 
 def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    raw = _raw(args.tokens, flash_attn=False)
+    raw = _raw(args.tokens, keep_cache=False)
     solo = {r["prompt"]: r["tokens"] for r in raw}  # greedy: a prompt gives the same tokens every time
     wall = sum(r["end"] - r["start"] for r in raw)
     rows = [summarise("raw llama.cpp call", 1, raw, wall, solo, sum(r["cpu_s"] for r in raw))]
     evals = [r["eval_ms_per_token"] for r in raw if r.get("eval_ms_per_token")]
     rows[0]["eval_ms_per_token"] = round(statistics.median(evals), 2) if evals else None
-    # llama.cpp doing inferd's work: flash attention on, as inferd runs it, and the previous prompt's cache kept,
-    # as llama-cpp-python reuses the longest common prefix (the system prompt) the way inferd's cache does. Its
-    # time per generated token is what inferd's server CPU per token is compared with: the difference is the
-    # serving path (HTTP, SSE, Python per token), not the attention kernel or a cold prompt.
-    same = _raw(args.tokens, flash_attn=True)
+    # llama.cpp doing inferd's work for one stream (plain attention in the model's own context) with the previous
+    # prompt's cache kept, as llama-cpp-python reuses the longest common prefix (the system prompt) the way
+    # inferd's cache does. Its time per generated token is what inferd's server CPU per token is compared with:
+    # the difference is the serving path (HTTP, SSE, Python per token), not a cold prompt.
+    same = _raw(args.tokens, keep_cache=True)
     spent = [r["llama_ms_per_token"] for r in same if r.get("llama_ms_per_token")]
     rows[0]["llama_ms_per_token_as_inferd"] = round(statistics.median(spent), 2) if spent else None
     print(f"   raw: {rows[0]}", flush=True)
@@ -415,14 +416,14 @@ def main() -> None:
         "--profile", action="store_true", help="sample inferd with py-spy (results: generation_profiled.json)"
     )
     parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--raw-flash-attn", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-keep-cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_only:
         # One dedicated thread for every llama.cpp call, as in the server (OpenMP teams are per thread).
         with ThreadPoolExecutor(max_workers=1) as thread:
             # The run with inferd's settings keeps its cache between prompts (see measure).
-            flash = args.raw_flash_attn
-            runs = thread.submit(raw_streams, args.tokens, len(TOPICS), flash, not flash).result()
+            keep = args.raw_keep_cache
+            runs = thread.submit(raw_streams, args.tokens, len(TOPICS), False, not keep).result()
             print(json.dumps(runs))
         return
 
