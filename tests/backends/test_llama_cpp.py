@@ -94,7 +94,10 @@ def test_a_stream_alone_runs_in_the_models_own_context(model, france):
     # (its tokens are those of model.generate: same context, same settings); one arriving meanwhile joins the
     # shared context, and each step advances both.
     alone = [t.id for t in model.generate(france, GREEDY).tokens]
-    batch = model.batched(max_streams=4)
+    default = model.batched(max_streams=1)
+    assert default._solo_allowed is False  # off unless the entry asks (`solo_stream`)
+    default.close()
+    batch = model.batched(max_streams=4, solo=True)
     try:
         first = batch.add(france, GREEDY)
         got: dict[int, list[int]] = {first: []}

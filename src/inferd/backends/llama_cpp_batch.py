@@ -26,11 +26,11 @@ Retry-After) instead of waiting out the request timeout.
 Greedy text can differ from the one-stream path when two tokens are nearly tied: other batch shapes take other
 kernels, so logits differ in late decimals.
 
-A stream that arrives when no other is running (`solo`) is decoded in the model's own context instead, which
-keeps plain attention, while the shared context uses flash attention: on CPU flash attention skips the other
-streams' cells (8 streams: +28 % at 512 tokens) but is slower for one sequence past a few hundred tokens (one
-stream, 512 tokens: 116 against 134 tok/s for the raw call). Streams arriving while it runs go to the shared
-context; each step decodes both.
+With `solo` (the entry option `solo_stream`, off by default), a stream that arrives when no other is running is
+decoded in the model's own context instead, which keeps plain attention, while the shared context uses flash
+attention: on CPU flash attention skips the other streams' cells (8 streams: +28 % at 512 tokens) but is slower
+for one sequence past a few hundred tokens (one stream, 512 tokens: 116 against 134 tok/s for the raw call).
+Streams arriving while it runs go to the shared context; each step decodes both, so a burst decodes as 1 + n.
 """
 
 from __future__ import annotations
