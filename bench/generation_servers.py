@@ -18,7 +18,7 @@ has it). It runs a second time with the previous prompt's cache kept, as inferd 
 time per generated token (`llama_ms_per_token_as_inferd`, its perf counters), which inferd's server CPU per token
 is compared with: the difference is the serving path. `--systems "inferd (plain attention)"` adds inferd with
 plain attention in the streams' shared context too (`streams_flash_attn = false`), `--systems "inferd (1 batch
-thread)"` with `n_threads_batch = 1`.
+thread)"` with `n_threads_batch = 1`, `--systems "inferd (solo stream)"` with `solo_stream = true`.
 Writes bench/results/generation_servers.json and generation_servers.png. (bench/generation.py, by the LLM
 colleague, compares inferd's backend with the raw call in process, without HTTP.)
 """
@@ -194,6 +194,10 @@ def systems(selected: list[str]) -> dict[str, tuple[list[str], str]]:
         # default), faster alone past a few hundred tokens, slower with concurrent streams.
         "inferd (1 batch thread)": (
             inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"n_threads_batch": 1}))]),
+            "/health",
+        ),
+        "inferd (solo stream)": (
+            inferd_serve(MODEL_ID, args=["--config", str(_variant_config({"solo_stream": True}))]),
             "/health",
         ),
         "inferd (plain attention)": (
