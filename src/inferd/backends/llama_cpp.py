@@ -9,6 +9,12 @@ tokens and sampler; before a step the cache is synced to that sequence (the comm
 re-evaluated), so streams that the engine interleaves on one thread stay correct, and a repeated chat prefix is not
 evaluated twice. Batched decoding of concurrent streams (issue 5, llama_cpp_batch) reuses `_start` and `_emit` with
 its own context and sequence ids: `batched()`.
+
+Entry options (catalogue or models.toml `options = {...}`): `file` (the .gguf in the folder), `n_ctx` (4096),
+`n_batch` (512), `n_threads` (half the cores, for one-token steps), `n_threads_batch` (every core, for steps of
+several tokens), `flash_attn` (false: the model's own context), `streams_n_ctx` (KV cells shared by concurrent
+streams; `n_ctx`), `streams_flash_attn` (true), `solo_stream` (false), `default_system_prompt`. The figures
+behind each default are in docs/benchmarks.md ("Round 2").
 """
 
 from __future__ import annotations
