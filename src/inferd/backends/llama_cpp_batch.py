@@ -162,8 +162,7 @@ class BatchedStreams:
 
     def step(self, hold: Collection[int] = ()) -> list[tuple[int, StreamStep | Exception]]:
         """Decode once for all live streams but those in `hold`; the steps of those that got a token."""
-        solo = self._step_solo(hold)
-        refused = solo + self._admit()
+        early = self._step_solo(hold) + self._admit()  # the solo stream's step, and streams refused cells
         started = time.monotonic()
         batch, n = self._batch, 0
         # Streams with the fewest tokens to feed first: running streams (one token) before prompt prefills.
@@ -185,7 +184,7 @@ class BatchedStreams:
                 batch.logits[n - 1] = True
                 slot.out = n - 1
         if n == 0:
-            return refused
+            return early
         batch.n_tokens = n
         code = self._lib.llama_decode(self._ctx.ctx, batch)
         if code != 0:
@@ -193,7 +192,7 @@ class BatchedStreams:
                 self._ctx.kv_cache_seq_rm(slot.seq_id, -1, -1)
                 slot.fed = 0
             raise RuntimeError(f"llama_decode returned {code}")
-        steps: list[tuple[int, StreamStep | Exception]] = list(refused)
+        steps: list[tuple[int, StreamStep | Exception]] = list(early)
         for slot in [s for s in self._live.values() if s.out >= 0]:
             token = int(slot.seq.sampler.sample(self._ctx, slot.out))
             logits = self._lib.llama_get_logits_ith(self._ctx.ctx, slot.out)
