@@ -278,7 +278,7 @@ def length_chunks(
     the split points (len(lengths) x most steps). A batch of one 128-token text and 15 short ones runs as two
     passes instead of 16 rows of 128 tokens."""
     n = len(lengths)
-    cost = [0] + [0] * n  # cost[i]: the cheapest way to run the first i texts
+    cost = [0] * (n + 1)  # cost[i]: the cheapest way to run the first i texts
     cut_at = [0] * (n + 1)
     for i in range(1, n + 1):
         width = lengths[i - 1]
