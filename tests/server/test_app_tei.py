@@ -65,6 +65,9 @@ def test_embed_parameters_are_the_feature_extraction_ones(http):
     assert not np.isclose(np.linalg.norm(got[0]), 1.0)  # normalize false is honoured
     unknown_keys_are_ignored = ok(http.post("/embed", json={"inputs": "hi", "parameters": {}, "x": 1}))
     assert len(unknown_keys_are_ignored) == 1
+    # An integer past 64 bits (found by `make fuzz`: the batch key's orjson could not write it, a 500).
+    huge = http.post("/embed", json={"inputs": "hi", "dimensions": 2**70})
+    assert 400 <= huge.status_code < 500 and "dimensions" in huge.json()["error"]
 
 
 # ---- /similarity and /rerank ----------------------------------------------------------------------------

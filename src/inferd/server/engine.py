@@ -12,6 +12,7 @@ dedicated thread (see generation.py). Protocol modules stay stateless and call o
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import weakref
@@ -470,9 +471,12 @@ def _freeze(parameters: Mapping[str, Any]) -> str:
     this runs on the event loop for every request (json.dumps was 2.5 % of its samples at 64 clients)."""
     if not parameters:
         return ""
-    return orjson.dumps(
-        parameters, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
-    ).decode()
+    try:
+        return orjson.dumps(
+            parameters, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits, sent by a client): json can
+        return json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _not_supported(entry: ModelEntry, task: str) -> ServerError:
